@@ -1,0 +1,111 @@
+#include "core/thread_pool.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace llmos {
+namespace {
+
+// Range [begin, end) of part `part` when n items are split into `parts` near-equal pieces.
+void part_range(int64_t n, int parts, int part, int64_t* begin, int64_t* end) {
+  const int64_t base = n / parts;
+  const int64_t extra = n % parts;
+  *begin = part * base + std::min<int64_t>(part, extra);
+  *end = *begin + base + (part < extra ? 1 : 0);
+}
+
+}  // namespace
+
+int ThreadPool::default_thread_count() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+ThreadPool::ThreadPool(int num_threads) {
+  LLMOS_CHECK_ARG(num_threads >= 0 && num_threads <= 1024, "thread count ", num_threads,
+                  " must be between 0 (auto) and 1024");
+  num_threads_ = num_threads == 0 ? default_thread_count() : num_threads;
+  for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  work_ready_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::worker_loop(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    const std::function<void(int, int64_t, int64_t)>* job;
+    int64_t n;
+    int parts;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      job = job_;
+      n = job_n_;
+      parts = job_parts_;
+    }
+    if (index < parts) {
+      int64_t begin, end;
+      part_range(n, parts, index, &begin, &end);
+      try {
+        (*job)(index, begin, end);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!first_error_) first_error_ = std::current_exception();
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0) work_done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain,
+                              const std::function<void(int, int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int parts = static_cast<int>(std::min<int64_t>(num_threads_, (n + grain - 1) / grain));
+  if (parts <= 1 || workers_.empty()) {
+    fn(0, 0, n);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &fn;
+    job_n_ = n;
+    job_parts_ = parts;
+    pending_ = static_cast<int>(workers_.size());
+    first_error_ = nullptr;
+    ++generation_;
+  }
+  work_ready_.notify_all();
+  std::exception_ptr own_error;
+  int64_t begin, end;
+  part_range(n, parts, 0, &begin, &end);
+  try {
+    fn(0, begin, end);
+  } catch (...) {
+    own_error = std::current_exception();
+  }
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    work_done_.wait(lock, [&] { return pending_ == 0; });
+    job_ = nullptr;
+    error = own_error ? own_error : first_error_;
+    first_error_ = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace llmos
