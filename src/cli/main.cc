@@ -1,2 +1,54 @@
-#include <cstdio>
-int main() { std::puts("llmos"); return 0; }
+// The `llmos` command: dispatches to a subcommand. Results go to stdout, diagnostics to stderr.
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "llmos/version.h"
+
+namespace {
+
+void print_usage(std::ostream& out) {
+  out << "usage: llmos <command> [options]\n\n"
+         "commands:\n"
+         "  generate   generate text from a prompt\n"
+         "  info       describe a GGUF model file\n\n"
+         "Run 'llmos <command> --help' for a command's options.\n";
+}
+
+void log_to_stderr(llmos::LogLevel level, std::string_view message, void*) {
+  static const char* names[] = {"debug", "info", "warn", "error"};
+  std::cerr << "[llmos " << names[static_cast<int>(level)] << "] " << message << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  llmos::set_log_callback(log_to_stderr, nullptr);
+  if (argc < 2) {
+    print_usage(std::cerr);
+    return 2;
+  }
+  const char* command = argv[1];
+  try {
+    if (std::strcmp(command, "generate") == 0) return llmos::cli::run_generate(argc, argv);
+    if (std::strcmp(command, "info") == 0) return llmos::cli::run_info(argc, argv);
+  } catch (const std::exception& e) {
+    // Commands report llmos::Error themselves; anything else (e.g. bad_alloc) ends up here.
+    std::cerr << "llmos " << command << ": error: " << e.what() << "\n";
+    return 1;
+  }
+  if (std::strcmp(command, "--help") == 0 || std::strcmp(command, "-h") == 0 ||
+      std::strcmp(command, "help") == 0) {
+    print_usage(std::cout);
+    return 0;
+  }
+  if (std::strcmp(command, "--version") == 0 || std::strcmp(command, "version") == 0) {
+    std::cout << "llmos " << LLMOS_VERSION_STRING << "\n";
+    return 0;
+  }
+  std::cerr << "llmos: unknown command '" << command << "'\n\n";
+  print_usage(std::cerr);
+  return 2;
+}

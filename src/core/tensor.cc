@@ -11,16 +11,21 @@ namespace llmos {
 void Tensor::set_contiguous_layout(const std::vector<int64_t>& shape) {
   LLMOS_CHECK_ARG(shape.size() <= static_cast<size_t>(kMaxDims), "tensor rank ", shape.size(),
                   " exceeds the maximum of ", kMaxDims);
-  ndim_ = static_cast<int>(shape.size());
-  for (int i = 0; i < ndim_; ++i) {
+  LLMOS_CHECK_ARG(!shape.empty() || !dtype_is_quantized(dtype_), "a ", dtype_name(dtype_),
+                  " tensor needs at least one dimension (a row of whole blocks)");
+  int64_t elements = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
     LLMOS_CHECK_ARG(shape[i] >= 0, "negative tensor dimension ", shape[i]);
-    shape_[i] = shape[i];
+    if (shape[i] != 0 && elements > std::numeric_limits<int64_t>::max() / shape[i])
+      throw_error(StatusCode::kInvalidArgument, "tensor element count overflows int64");
+    elements *= shape[i];
   }
+  ndim_ = static_cast<int>(shape.size());
+  for (int i = 0; i < ndim_; ++i) shape_[i] = shape[i];
   if (ndim_ == 0) return;
-  int64_t stride = dtype_row_bytes(dtype_, shape_[ndim_ - 1]) / std::max<int64_t>(shape_[ndim_ - 1], 1);
-  // For block types the last-dim stride is not meaningful per element; record the row size on
-  // the next dimension and the block bytes here.
-  strides_[ndim_ - 1] = dtype_is_quantized(dtype_) ? dtype_block_bytes(dtype_) : stride;
+  // The last dimension is contiguous: one element apart, or for block types one block apart
+  // (its per-element stride is not meaningful); rows are row_bytes apart.
+  strides_[ndim_ - 1] = dtype_block_bytes(dtype_);
   int64_t acc = dtype_row_bytes(dtype_, shape_[ndim_ - 1]);
   for (int i = ndim_ - 2; i >= 0; --i) {
     strides_[i] = acc;
@@ -124,8 +129,10 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   t.shape_[0] = end - begin;
   t.data_ = static_cast<char*>(data_) + begin * (ndim_ == 1 ? 0 : strides_[0]);
   if (ndim_ == 1) {
-    LLMOS_CHECK_ARG(!dtype_is_quantized(dtype_) || begin % dtype_block_size(dtype_) == 0,
-                    "slice of a ", dtype_name(dtype_), " vector must start on a block boundary");
+    LLMOS_CHECK_ARG(!dtype_is_quantized(dtype_) || (begin % dtype_block_size(dtype_) == 0 &&
+                                                    end % dtype_block_size(dtype_) == 0),
+                    "slice [", begin, ", ", end, ") of a ", dtype_name(dtype_),
+                    " vector must start and end on a block boundary");
     t.data_ = static_cast<char*>(data_) + dtype_row_bytes(dtype_, begin);
   }
   return t;
@@ -141,6 +148,7 @@ Tensor Tensor::reshape(const std::vector<int64_t>& shape) const {
 }
 
 Tensor Tensor::clone() const {
+  if (!defined()) return Tensor();
   LLMOS_CHECK_ARG(device_.is_cpu(), "clone() of a ", device_name(device_), " tensor");
   Tensor out = empty(shape(), dtype_);
   const int64_t rb = row_bytes();

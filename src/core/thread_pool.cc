@@ -74,7 +74,9 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int, int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  const int parts = static_cast<int>(std::min<int64_t>(num_threads_, (n + grain - 1) / grain));
+  // Floor division: every part then gets at least `grain` items (n / parts >= grain), as the
+  // header promises; rounding up would split 10 items with grain 4 into 4 + 3 + 3.
+  const int parts = static_cast<int>(std::min<int64_t>(num_threads_, n / grain));
   if (parts <= 1 || workers_.empty()) {
     fn(0, 0, n);
     return;

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -22,6 +24,15 @@ namespace llmos::gguf {
 
 inline constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as little-endian uint32
 inline constexpr uint32_t kDefaultAlignment = 32;
+// Versions this reader accepts (v1 used 32-bit counts and is rejected with a clear message).
+inline constexpr uint32_t kMinVersion = 2;
+inline constexpr uint32_t kMaxVersion = 3;
+
+// Transparent hashing so the name indexes can be searched with a string_view.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
 
 struct TensorInfo {
   std::string name;
@@ -80,6 +91,9 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, Value>> metadata_;
   std::vector<TensorInfo> tensors_;
+  // key -> index in metadata_, name -> index in tensors_
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> metadata_index_;
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> tensor_index_;
 
   friend class Parser;
 };

@@ -4,10 +4,15 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
 namespace llmos::gguf {
+
+// Deepest array nesting accepted by the reader and the writer (an array of arrays is depth 2);
+// deeper files are rejected rather than recursed into, so a crafted file cannot exhaust the stack.
+inline constexpr int kMaxArrayDepth = 4;
 
 // On-disk type tags (GGUF v2/v3).
 enum class ValueType : uint32_t {
@@ -33,6 +38,7 @@ class Value;
 struct Array {
   ValueType element_type = ValueType::kUint8;
   std::vector<Value> items;
+  bool operator==(const Array&) const = default;
 };
 
 class Value {
@@ -41,7 +47,10 @@ class Value {
                                std::string, Array, uint64_t, int64_t, double>;
 
   Value() : storage_(uint8_t{0}) {}
+  // Any type the storage variant accepts (int -> int32, size_t -> uint64, ...). Constrained so
+  // that copying a non-const Value picks the copy constructor, not this template.
   template <typename T>
+    requires(!std::is_same_v<std::remove_cvref_t<T>, Value> && std::is_constructible_v<Storage, T>)
   Value(T v) : storage_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
   Value(const char* s) : storage_(std::string(s)) {}  // NOLINT(google-explicit-constructor)
 
@@ -61,9 +70,15 @@ class Value {
   const std::string* as_string() const { return std::get_if<std::string>(&storage_); }
   const Array* as_array() const { return std::get_if<Array>(&storage_); }
   const bool* as_bool() const { return std::get_if<bool>(&storage_); }
+  // The scalar of exactly type T, or null (e.g. as<uint32_t>() for general.alignment).
+  template <typename T>
+  const T* as() const { return std::get_if<T>(&storage_); }
 
   // Short human-readable rendering (arrays abbreviated), used by `llmos info`.
   std::string to_display_string(size_t max_items = 8) const;
+
+  // Same type and same value (NaN != NaN, as for floats).
+  bool operator==(const Value&) const = default;
 
  private:
   Storage storage_;

@@ -15,15 +15,19 @@ namespace llmos::gguf {
 
 class Writer {
  public:
-  // Sets (or replaces, keeping its position) a metadata key.
+  // Sets (or replaces, keeping its position) a metadata key. Arrays must be homogeneous (every
+  // item of element_type) and nested at most kMaxArrayDepth deep. "general.alignment" (uint32)
+  // is the same as set_alignment(). Bad input throws kInvalidArgument.
   void set(std::string key, Value value);
-  // Adds a tensor. The bytes are copied from `tensor` (host, contiguous) when written; the
-  // Tensor view keeps them alive until then. Names must be unique.
+  // Adds a tensor. The bytes are copied from `tensor` (host, contiguous, rank 1..4, no empty
+  // dimension) when written; the Tensor view keeps them alive until then. Names must be unique.
+  // Violations throw kInvalidArgument naming the tensor.
   void add_tensor(std::string name, Tensor tensor);
-  // Alignment of the data section and of each tensor (power of two); also written as
-  // general.alignment when not the default.
+  // Alignment of the data section and of each tensor (non-zero power of two); also written, as
+  // the first key, as general.alignment when not the default 32.
   void set_alignment(uint32_t alignment);
 
+  // The whole file in memory (tests, small files). write_file() streams instead.
   std::vector<uint8_t> to_bytes() const;
   // Writes to a temporary file beside `path` and renames it, so a failed write leaves no
   // partial file. Throws kIo naming the path.

@@ -1,6 +1,8 @@
 // Tokenizers read from a GGUF file's tokenizer.ggml.* keys. This scope is the
 // SentencePiece-style BPE used by Llama-2-family vocabularies (tokenizer.ggml.model = "llama");
 // the interface is shared with byte-level BPE ("gpt2"), which plugs in through from_gguf().
+// Behaviour follows llama.cpp's tokenizer for the same vocabulary (ids are identical), so that
+// GGUF files behave the same here as there.
 #pragma once
 
 #include <cstdint>
@@ -42,27 +44,39 @@ struct Vocab {
 
   size_t size() const { return tokens.size(); }
   // Reads and validates the tokenizer keys (kFormat naming the key on bad or missing data).
+  // Absent scores read as 0, absent types as kNormal, absent or 0xFFFFFFFF special ids as
+  // kNoToken. Empty token texts become "[EMPTY_<id>]" and unknown type numbers kUndefined, as
+  // llama.cpp does, so text lookups agree with it.
   static Vocab from_gguf(const gguf::File& file);
 };
 
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
-  // Text -> ids. add_bos prepends BOS when the vocab has one. When parse_special is true, the
-  // text of control/user-defined tokens that appears in `text` is matched as those tokens.
-  virtual std::vector<TokenId> encode(std::string_view text, bool add_bos,
+  // Text -> ids, as llama.cpp's llama_tokenize(add_special, parse_special). add_special
+  // prepends BOS when vocab().add_bos and appends EOS when vocab().add_eos (each only when the
+  // vocab has that token). User-defined tokens are always matched in the text; when
+  // parse_special is true, control and unknown tokens (e.g. "<s>") are matched too.
+  virtual std::vector<TokenId> encode(std::string_view text, bool add_special,
                                       bool parse_special = false) const = 0;
-  // The bytes one token stands for when printed (SentencePiece: U+2581 -> ' ', <0xNN> -> byte,
-  // control tokens -> empty). Concatenating pieces of a generated sequence gives its text.
-  virtual std::string token_to_piece(TokenId id) const = 0;
-  // ids -> text. Drops the leading space the dummy prefix added when the first id begins a
-  // word (as SentencePiece does), so decode(encode(s)) == s for ordinary text.
-  virtual std::string decode(const std::vector<TokenId>& ids) const = 0;
+  // The bytes one token stands for when printed (SentencePiece: U+2581 -> ' ', <0xNN> -> byte).
+  // Control, unknown, unused and undefined tokens print as "" unless `special`, in which case
+  // control and unknown tokens print their text. Concatenating the pieces of a generated
+  // sequence gives its text. Throws kInvalidArgument for an id outside the vocab.
+  virtual std::string token_to_piece(TokenId id, bool special = false) const = 0;
+  // ids -> text: the pieces concatenated, minus the one leading space that the dummy prefix
+  // added (removed from the first non-empty piece when vocab().add_space_prefix), so
+  // decode(encode(s, add_special)) == s for ordinary text. Unlike llama.cpp, a leading BOS
+  // does not stop the space from being removed (when specials print as "").
+  virtual std::string decode(const std::vector<TokenId>& ids, bool special = false) const = 0;
 
   const Vocab& vocab() const { return vocab_; }
 
-  // Picks the implementation from tokenizer.ggml.model; kUnsupported names an unknown model.
+  // Reads the vocab and picks the implementation from tokenizer.ggml.model: "llama" ->
+  // SentencePiece BPE; another model -> kUnsupported naming it; no model key -> kFormat.
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
 
  protected:

@@ -1,0 +1,159 @@
+// Front ends of the backend ops: every shape, dtype and device check lives here, once, so the
+// device implementations can assume well-formed operands.
+#include "backend/backend.h"
+
+#include <cstring>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_probe.h"
+#include "core/error.h"
+#include "kv/kv_cache.h"
+#include "model/batch.h"
+
+namespace llmos {
+namespace {
+
+void check_activation(const Tensor& t, const char* op, const char* operand) {
+  LLMOS_CHECK_ARG(t.defined(), op, ": ", operand, " is undefined");
+  LLMOS_CHECK_ARG(t.dtype() == DType::kF32 && t.ndim() == 2, op, ": ", operand,
+                  " must be a 2-D f32 tensor, got ", t.describe());
+  LLMOS_CHECK_ARG(t.stride_bytes(1) == 4 && (t.dim(0) <= 1 || t.stride_bytes(0) % 4 == 0), op, ": ",
+                  operand, " rows must be contiguous");
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
+  LLMOS_CHECK_ARG(a.shape() == b.shape(), op, ": shape mismatch ", a.describe(), " vs ", b.describe());
+}
+
+}  // namespace
+
+Tensor Backend::alloc_zeros(const std::vector<int64_t>& shape, DType dtype) {
+  Tensor t = alloc(shape, dtype);
+  if (device().is_cpu()) std::memset(t.data(), 0, static_cast<size_t>(t.nbytes()));
+  return t;
+}
+
+void Backend::embed(const Tensor& table, std::span<const int32_t> tokens, Tensor& out) {
+  LLMOS_CHECK_ARG(table.ndim() == 2, "embed: table must be 2-D, got ", table.describe());
+  check_activation(out, "embed", "out");
+  LLMOS_CHECK_ARG(out.dim(0) == static_cast<int64_t>(tokens.size()) && out.dim(1) == table.dim(1),
+                  "embed: out ", out.describe(), " does not fit ", tokens.size(), " rows of ",
+                  table.dim(1));
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    LLMOS_CHECK_ARG(tokens[i] >= 0 && tokens[i] < table.dim(0), "embed: token id ", tokens[i],
+                    " is outside the vocabulary of ", table.dim(0));
+  }
+  embed_impl(table, tokens, out);
+}
+
+void Backend::matmul(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+  LLMOS_CHECK_ARG(weight.ndim() == 2, "matmul: weight must be 2-D, got ", weight.describe());
+  check_activation(x, "matmul", "x");
+  check_activation(y, "matmul", "y");
+  LLMOS_CHECK_ARG(x.dim(1) == weight.dim(1), "matmul: x ", x.describe(),
+                  " has the wrong inner dimension for weight ", weight.describe());
+  LLMOS_CHECK_ARG(y.dim(0) == x.dim(0) && y.dim(1) == weight.dim(0), "matmul: y ", y.describe(),
+                  " must be [", x.dim(0), ", ", weight.dim(0), "]");
+  if (bias != nullptr) {
+    LLMOS_CHECK_ARG(bias->dtype() == DType::kF32 && bias->numel() == weight.dim(0),
+                    "matmul: bias must be f32 [", weight.dim(0), "], got ", bias->describe());
+  }
+  matmul_impl(weight, bias, x, y);
+}
+
+void Backend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  check_activation(x, "rms_norm", "x");
+  check_activation(y, "rms_norm", "y");
+  check_same_shape(x, y, "rms_norm");
+  LLMOS_CHECK_ARG(weight.dtype() == DType::kF32 && weight.numel() == x.dim(1),
+                  "rms_norm: weight must be f32 [", x.dim(1), "], got ", weight.describe());
+  LLMOS_CHECK_ARG(eps > 0.0f, "rms_norm: eps must be positive, got ", eps);
+  rms_norm_impl(x, weight, eps, y);
+}
+
+void Backend::rope(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+                   std::span<const int32_t> positions) {
+  check_activation(x, "rope", "x");
+  LLMOS_CHECK_ARG(heads > 0 && head_dim > 0 && x.dim(1) == static_cast<int64_t>(heads) * head_dim,
+                  "rope: x ", x.describe(), " is not [T, ", heads, " * ", head_dim, "]");
+  LLMOS_CHECK_ARG(rope.rot_dim > 0 && rope.rot_dim % 2 == 0 && rope.rot_dim <= head_dim,
+                  "rope: rotated dimension count ", rope.rot_dim, " must be even and <= head_dim ",
+                  head_dim);
+  LLMOS_CHECK_ARG(static_cast<int>(rope.inv_freq.size()) == rope.rot_dim / 2,
+                  "rope: expected ", rope.rot_dim / 2, " frequencies, got ", rope.inv_freq.size());
+  LLMOS_CHECK_ARG(static_cast<int64_t>(positions.size()) == x.dim(0), "rope: ", positions.size(),
+                  " positions for ", x.dim(0), " rows");
+  rope_impl(x, heads, head_dim, rope, positions);
+}
+
+void Backend::write_kv(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
+                       std::span<const int64_t> slots) {
+  const KvCacheSpec& spec = cache.spec();
+  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, "write_kv: layer ", layer, " out of range");
+  check_activation(k, "write_kv", "k");
+  check_activation(v, "write_kv", "v");
+  check_same_shape(k, v, "write_kv");
+  LLMOS_CHECK_ARG(k.dim(1) == static_cast<int64_t>(spec.num_kv_heads) * spec.head_dim,
+                  "write_kv: k ", k.describe(), " does not match ", spec.num_kv_heads,
+                  " KV heads of ", spec.head_dim);
+  LLMOS_CHECK_ARG(static_cast<int64_t>(slots.size()) == k.dim(0), "write_kv: ", slots.size(),
+                  " slots for ", k.dim(0), " rows");
+  for (int64_t s : slots) {
+    LLMOS_CHECK_ARG(s >= 0 && s / spec.block_size < spec.num_blocks, "write_kv: slot ", s,
+                    " is outside the cache");
+  }
+  write_kv_impl(cache, layer, k, v, slots);
+}
+
+void Backend::attention(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
+                        int num_heads, float scale, Tensor& out) {
+  const KvCacheSpec& spec = cache.spec();
+  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, "attention: layer ", layer, " out of range");
+  check_activation(q, "attention", "q");
+  check_activation(out, "attention", "out");
+  check_same_shape(q, out, "attention");
+  LLMOS_CHECK_ARG(num_heads > 0 && num_heads % spec.num_kv_heads == 0, "attention: ", num_heads,
+                  " query heads is not a multiple of ", spec.num_kv_heads, " KV heads");
+  LLMOS_CHECK_ARG(q.dim(1) == static_cast<int64_t>(num_heads) * spec.head_dim, "attention: q ",
+                  q.describe(), " is not [T, ", num_heads, " * ", spec.head_dim, "]");
+  LLMOS_CHECK_ARG(q.dim(0) == batch.num_tokens(), "attention: q has ", q.dim(0),
+                  " rows for a batch of ", batch.num_tokens(), " tokens");
+  attention_impl(q, cache, layer, batch, num_heads, scale, out);
+}
+
+void Backend::swiglu(const Tensor& gate, const Tensor& up, Tensor& out) {
+  check_activation(gate, "swiglu", "gate");
+  check_activation(up, "swiglu", "up");
+  check_activation(out, "swiglu", "out");
+  check_same_shape(gate, up, "swiglu");
+  check_same_shape(gate, out, "swiglu");
+  swiglu_impl(gate, up, out);
+}
+
+void Backend::add(Tensor& y, const Tensor& x) {
+  check_activation(y, "add", "y");
+  check_activation(x, "add", "x");
+  check_same_shape(y, x, "add");
+  add_impl(y, x);
+}
+
+void Backend::gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
+  check_activation(src, "gather_rows", "src");
+  check_activation(dst, "gather_rows", "dst");
+  LLMOS_CHECK_ARG(dst.dim(0) == static_cast<int64_t>(rows.size()) && dst.dim(1) == src.dim(1),
+                  "gather_rows: dst ", dst.describe(), " does not fit ", rows.size(), " rows");
+  for (int32_t r : rows) {
+    LLMOS_CHECK_ARG(r >= 0 && r < src.dim(0), "gather_rows: row ", r, " out of range");
+  }
+  gather_rows_impl(src, rows, dst);
+}
+
+std::unique_ptr<Backend> create_backend(const BackendOptions& options) {
+  if (options.device.is_cpu()) return std::make_unique<CpuBackend>(options.num_threads);
+  const CudaProbe probe = probe_cuda();
+  if (!probe.compiled) throw_error(StatusCode::kUnsupported, "device ", device_name(options.device), ": ", probe.detail);
+  throw_error(StatusCode::kUnsupported, "device ", device_name(options.device),
+              ": the CUDA backend's kernels are not part of this release yet (", probe.detail, ")");
+}
+
+}  // namespace llmos

@@ -1,0 +1,92 @@
+// The op contract the model is written against. Ops are few and coarse; each public method is a
+// front end that validates shapes and dtypes (kInvalidArgument naming the operand) and then
+// calls the device implementation. This is the only place that dispatches on device: the CPU
+// backend lives in backend/cpu/, the CUDA backend in backend/cuda/.
+//
+// Activations are f32 tensors of shape [rows, features] with contiguous rows. Weights are any
+// dtype, stored [out_features, in_features] (one output per row).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace llmos {
+
+class KvCache;
+struct Batch;
+
+struct RopeSpec {
+  int rot_dim = 0;              // rotated dimensions per head (even)
+  bool neox = false;            // pairing: false = adjacent pairs, true = halves
+  std::vector<float> inv_freq;  // [rot_dim / 2], scaling already applied
+  float attn_factor = 1.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+  virtual int num_threads() const = 0;
+
+  // Memory on this backend's device.
+  virtual Tensor alloc(const std::vector<int64_t>& shape, DType dtype) = 0;
+  Tensor alloc_zeros(const std::vector<int64_t>& shape, DType dtype);
+  // Makes a host tensor usable by this backend (the CPU backend returns it as is: no copy).
+  virtual Tensor upload(const Tensor& host) = 0;
+  // Copies a backend tensor into host memory (CPU: a view, no copy).
+  virtual Tensor download(const Tensor& tensor) = 0;
+
+  // out[i] = dequantized row tokens[i] of table.                     out: [T, dim]
+  void embed(const Tensor& table, std::span<const int32_t> tokens, Tensor& out);
+  // y = x · weightᵀ (+ bias).                                        x: [m, k], y: [m, n]
+  void matmul(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y);
+  // y = rms_norm(x) * weight (y may be x).                           x, y: [rows, dim]
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& y);
+  // In-place rotary embedding of x: [T, heads * head_dim].
+  void rope(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+            std::span<const int32_t> positions);
+  // Writes this step's K and V ([T, kv_heads * head_dim]) into the cache of `layer`.
+  void write_kv(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
+                std::span<const int64_t> slots);
+  // out = softmax(q kᵀ · scale) v over the paged cache, causal per sequence, GQA.
+  void attention(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
+                 int num_heads, float scale, Tensor& out);
+  // out = silu(gate) * up (out may alias gate).                      [rows, n]
+  void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
+  // y += x.
+  void add(Tensor& y, const Tensor& x);
+  // dst[i] = src[rows[i]].
+  void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst);
+
+ protected:
+  virtual void embed_impl(const Tensor& table, std::span<const int32_t> tokens, Tensor& out) = 0;
+  virtual void matmul_impl(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) = 0;
+  virtual void rms_norm_impl(const Tensor& x, const Tensor& weight, float eps, Tensor& y) = 0;
+  virtual void rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+                         std::span<const int32_t> positions) = 0;
+  virtual void write_kv_impl(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
+                             std::span<const int64_t> slots) = 0;
+  virtual void attention_impl(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
+                              int num_heads, float scale, Tensor& out) = 0;
+  virtual void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void add_impl(Tensor& y, const Tensor& x) = 0;
+  virtual void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;
+};
+
+struct BackendOptions {
+  Device device = Device::cpu();
+  int num_threads = 0;  // 0: one per hardware thread (CPU)
+};
+
+// Creates the backend for options.device; kUnsupported when this build or machine lacks it.
+std::unique_ptr<Backend> create_backend(const BackendOptions& options);
+
+}  // namespace llmos

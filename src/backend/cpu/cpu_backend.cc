@@ -1,0 +1,188 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+#include "kv/kv_cache.h"
+#include "model/batch.h"
+#include "quant/quant.h"
+
+namespace llmos {
+namespace {
+
+// Kernels report a status instead of throwing; after the front end's checks a failure here
+// means llmos itself is inconsistent.
+void check_kernel(StatusCode status, const char* kernel) {
+  if (status != StatusCode::kOk) {
+    throw_error(StatusCode::kInternal, "kernel ", kernel, " failed: ", status_code_name(status));
+  }
+}
+
+int64_t row_stride_floats(const Tensor& t) { return t.dim(0) > 1 ? t.stride_bytes(0) / 4 : t.dim(1); }
+
+}  // namespace
+
+CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {}
+
+std::string CpuBackend::name() const { return "cpu (reference kernels, " + std::to_string(pool_.num_threads()) + " threads)"; }
+
+Tensor CpuBackend::alloc(const std::vector<int64_t>& shape, DType dtype) { return Tensor::empty(shape, dtype); }
+
+Tensor CpuBackend::upload(const Tensor& host) {
+  LLMOS_CHECK_ARG(host.device().is_cpu(), "upload: tensor is not on the host");
+  return host;
+}
+
+Tensor CpuBackend::download(const Tensor& tensor) { return tensor; }
+
+void CpuBackend::embed_impl(const Tensor& table, std::span<const int32_t> tokens, Tensor& out) {
+  const int64_t dim = table.dim(1);
+  pool_.parallel_for(static_cast<int64_t>(tokens.size()), 16, [&](int, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      dequantize_row(table.dtype(), table.row(tokens[i]), static_cast<float*>(out.row(i)), dim);
+    }
+  });
+}
+
+void CpuBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+  kernels::MatmulParams p;
+  p.weight = weight.data();
+  p.weight_dtype = weight.dtype();
+  p.weight_row_bytes = weight.stride_bytes(0);
+  p.bias = bias ? bias->data_as<const float>() : nullptr;
+  p.x = x.data_as<const float>();
+  p.x_stride = row_stride_floats(x);
+  p.y = y.data_as<float>();
+  p.y_stride = row_stride_floats(y);
+  p.m = x.dim(0);
+  p.n = weight.dim(0);
+  p.k = weight.dim(1);
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(p.k, 1));
+  pool_.parallel_for(p.n, grain, [&](int, int64_t begin, int64_t end) {
+    std::vector<float> scratch(static_cast<size_t>(p.k));
+    check_kernel(kernels::matmul_ref(p, begin, end, scratch.data()), "matmul_ref");
+  });
+}
+
+void CpuBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  kernels::RmsNormParams p;
+  p.x = x.data_as<const float>();
+  p.x_stride = row_stride_floats(x);
+  p.weight = weight.data_as<const float>();
+  p.y = y.data_as<float>();
+  p.y_stride = row_stride_floats(y);
+  p.rows = x.dim(0);
+  p.dim = x.dim(1);
+  p.eps = eps;
+  pool_.parallel_for(p.rows, 8, [&](int, int64_t begin, int64_t end) {
+    check_kernel(kernels::rms_norm_ref(p, begin, end), "rms_norm_ref");
+  });
+}
+
+void CpuBackend::rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+                           std::span<const int32_t> positions) {
+  kernels::RopeParams p;
+  p.x = x.data_as<float>();
+  p.x_stride = row_stride_floats(x);
+  p.rows = x.dim(0);
+  p.heads = heads;
+  p.head_dim = head_dim;
+  p.rot_dim = rope.rot_dim;
+  p.positions = positions.data();
+  p.inv_freq = rope.inv_freq.data();
+  p.attn_factor = rope.attn_factor;
+  p.neox = rope.neox;
+  pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
+    check_kernel(kernels::rope_ref(p, begin, end), "rope_ref");
+  });
+}
+
+void CpuBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
+                               std::span<const int64_t> slots) {
+  const KvCacheSpec& spec = cache.spec();
+  kernels::WriteKvParams p;
+  p.k = k.data_as<const float>();
+  p.v = v.data_as<const float>();
+  p.kv_stride = row_stride_floats(k);
+  LLMOS_ASSERT(p.kv_stride == row_stride_floats(v));
+  p.k_pool = cache.k(layer).data();
+  p.v_pool = cache.v(layer).data();
+  p.kv_dtype = spec.dtype;
+  p.num_kv_heads = spec.num_kv_heads;
+  p.head_dim = spec.head_dim;
+  p.block_size = spec.block_size;
+  p.num_blocks = spec.num_blocks;
+  p.slots = slots.data();
+  p.num_tokens = static_cast<int64_t>(slots.size());
+  check_kernel(kernels::write_kv_ref(p), "write_kv_ref");
+}
+
+void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
+                                int num_heads, float scale, Tensor& out) {
+  const KvCacheSpec& spec = cache.spec();
+  kernels::PagedAttentionParams p;
+  p.q = q.data_as<const float>();
+  p.q_stride = row_stride_floats(q);
+  p.out = out.data_as<float>();
+  p.out_stride = row_stride_floats(out);
+  p.k_pool = cache.k(layer).data();
+  p.v_pool = cache.v(layer).data();
+  p.kv_dtype = spec.dtype;
+  p.num_heads = num_heads;
+  p.num_kv_heads = spec.num_kv_heads;
+  p.head_dim = spec.head_dim;
+  p.block_size = spec.block_size;
+  p.num_seqs = batch.num_seqs();
+  p.query_start = batch.query_start.data();
+  p.kv_len = batch.kv_len.data();
+  p.block_indptr = batch.block_indptr.data();
+  p.block_indices = batch.block_indices.data();
+  p.scale = scale;
+  if (kernels::validate_paged_attention(p, spec.num_blocks) != StatusCode::kOk) {
+    throw_error(StatusCode::kInvalidArgument, "attention: inconsistent batch description");
+  }
+  int32_t max_kv = 0;
+  for (int32_t len : batch.kv_len) max_kv = std::max(max_kv, len);
+  const int64_t items = batch.num_tokens() * num_heads;
+  pool_.parallel_for(items, 1, [&](int, int64_t begin, int64_t end) {
+    std::vector<double> scratch(static_cast<size_t>(std::max(max_kv, 1)));
+    check_kernel(kernels::paged_attention_ref(p, begin, end, scratch.data()), "paged_attention_ref");
+  });
+}
+
+void CpuBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const int64_t cols = gate.dim(1);
+  pool_.parallel_for(gate.dim(0), 1, [&](int, int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      check_kernel(kernels::swiglu_ref(static_cast<const float*>(gate.row(r)),
+                                       static_cast<const float*>(up.row(r)),
+                                       static_cast<float*>(out.row(r)), 0, cols),
+                   "swiglu_ref");
+    }
+  });
+}
+
+void CpuBackend::add_impl(Tensor& y, const Tensor& x) {
+  const int64_t cols = y.dim(1);
+  for (int64_t r = 0; r < y.dim(0); ++r) {
+    check_kernel(kernels::add_inplace_ref(static_cast<float*>(y.row(r)),
+                                          static_cast<const float*>(x.row(r)), 0, cols),
+                 "add_inplace_ref");
+  }
+}
+
+void CpuBackend::gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
+  const size_t bytes = static_cast<size_t>(src.dim(1)) * sizeof(float);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(dst.row(static_cast<int64_t>(i)), src.row(rows[i]), bytes);
+  }
+}
+
+}  // namespace llmos

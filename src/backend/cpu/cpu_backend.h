@@ -1,0 +1,43 @@
+// The CPU backend: runs the kernels in kernels/ on host memory, split over a persistent thread
+// pool. Weights are used in place (an mmap'd GGUF tensor is never copied).
+#pragma once
+
+#include <memory>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+
+namespace llmos {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int num_threads);
+
+  Device device() const override { return Device::cpu(); }
+  std::string name() const override;
+  int num_threads() const override { return pool_.num_threads(); }
+  ThreadPool& pool() { return pool_; }
+
+  Tensor alloc(const std::vector<int64_t>& shape, DType dtype) override;
+  Tensor upload(const Tensor& host) override;
+  Tensor download(const Tensor& tensor) override;
+
+ protected:
+  void embed_impl(const Tensor& table, std::span<const int32_t> tokens, Tensor& out) override;
+  void matmul_impl(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) override;
+  void rms_norm_impl(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
+  void rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+                 std::span<const int32_t> positions) override;
+  void write_kv_impl(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
+                     std::span<const int64_t> slots) override;
+  void attention_impl(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
+                      int num_heads, float scale, Tensor& out) override;
+  void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void add_impl(Tensor& y, const Tensor& x) override;
+  void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace llmos

@@ -1,0 +1,10 @@
+// The `llmos` subcommands. Each returns the process exit code: 0 on success, 1 on a runtime
+// error (message on stderr), 2 on a bad command line (message and usage on stderr).
+#pragma once
+
+namespace llmos::cli {
+
+int run_generate(int argc, char** argv);
+int run_info(int argc, char** argv);
+
+}  // namespace llmos::cli

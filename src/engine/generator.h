@@ -1,0 +1,54 @@
+// Single-sequence generation: tokenize a prompt, prefill it in chunks, then decode token by
+// token with a sampler, streaming each token. This is the path `llmos generate` uses; the
+// multi-client engine (scheduler, shared paged cache) runs the same model step on batches.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/llama_model.h"
+#include "sample/sampler.h"
+
+namespace llmos {
+
+struct GenerateOptions {
+  int32_t max_tokens = 128;      // new tokens to generate
+  SamplingParams sampling;
+  bool stop_at_eos = true;
+  DType kv_dtype = DType::kF32;  // f32 keeps single-sequence generation exact
+  int block_size = 16;
+  int32_t prefill_chunk = 512;   // prompt tokens per forward step
+};
+
+enum class FinishReason { kLength, kEos, kContextFull, kStopped };
+const char* finish_reason_name(FinishReason reason);
+
+struct GenerateResult {
+  std::vector<TokenId> prompt_tokens;
+  std::vector<TokenId> tokens;   // generated tokens (excluding the prompt)
+  FinishReason finish = FinishReason::kLength;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+};
+
+// Called for each generated token with its printable piece; return false to stop.
+using TokenCallback = std::function<bool(TokenId token, std::string_view piece)>;
+
+class Generator {
+ public:
+  Generator(LlamaModel& model, GenerateOptions options);
+
+  // Generates a continuation of `prompt` (BOS is prepended when the vocabulary adds one).
+  GenerateResult generate(std::string_view prompt, const TokenCallback& on_token = nullptr);
+  // Same, from token ids (no BOS is added).
+  GenerateResult generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token = nullptr);
+
+ private:
+  LlamaModel& model_;
+  GenerateOptions options_;
+};
+
+}  // namespace llmos

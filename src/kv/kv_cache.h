@@ -1,0 +1,46 @@
+// KV cache storage: per layer, K and V pools of shape [num_blocks, kv_heads, block_size,
+// head_dim] (head-major inside a block, see kernels/attention.h). A block id is valid across
+// all layers. Which sequence owns which block is decided by a block allocator above this.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+
+namespace llmos {
+
+class Backend;
+
+struct KvCacheSpec {
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 16;
+  int64_t num_blocks = 0;
+  DType dtype = DType::kF16;   // f32, f16 or bf16
+
+  // Bytes of one block across all layers, K and V.
+  int64_t block_bytes() const;
+  void validate() const;       // kInvalidArgument naming the bad field
+};
+
+class KvCache {
+ public:
+  // Allocates the pools on the backend's device.
+  KvCache(const KvCacheSpec& spec, Backend& backend);
+
+  const KvCacheSpec& spec() const { return spec_; }
+  Tensor& k(int layer) { return k_[layer]; }
+  Tensor& v(int layer) { return v_[layer]; }
+  const Tensor& k(int layer) const { return k_[layer]; }
+  const Tensor& v(int layer) const { return v_[layer]; }
+
+ private:
+  KvCacheSpec spec_;
+  std::vector<Tensor> k_;
+  std::vector<Tensor> v_;
+};
+
+}  // namespace llmos

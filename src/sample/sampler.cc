@@ -1,0 +1,208 @@
+#include "sample/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace llmos {
+namespace {
+
+// Largest vocabulary accepted: far above any real model (~256k), small enough that a corrupt
+// size cannot trigger a multi-gigabyte candidate buffer.
+constexpr int32_t kMaxVocab = 1 << 24;
+// First batch of candidates sorted when top-p runs without top-k; doubled as needed.
+constexpr size_t kTopPFirstBatch = 64;
+
+bool finite_nonneg(float x) { return std::isfinite(x) && x >= 0.0f; }
+
+}  // namespace
+
+void SamplingParams::validate() const {
+  LLMOS_CHECK_ARG(finite_nonneg(temperature), "SamplingParams.temperature must be finite and >= 0, got ",
+                  temperature);
+  LLMOS_CHECK_ARG(top_p > 0.0f && top_p <= 1.0f, "SamplingParams.top_p must be in (0, 1], got ",
+                  top_p);
+  LLMOS_CHECK_ARG(min_p >= 0.0f && min_p <= 1.0f, "SamplingParams.min_p must be in [0, 1], got ",
+                  min_p);
+  LLMOS_CHECK_ARG(std::isfinite(repeat_penalty) && repeat_penalty > 0.0f,
+                  "SamplingParams.repeat_penalty must be finite and > 0, got ", repeat_penalty);
+  LLMOS_CHECK_ARG(repeat_last_n >= 0, "SamplingParams.repeat_last_n must be >= 0, got ",
+                  repeat_last_n);
+}
+
+Sampler::Sampler(const SamplingParams& params, int32_t vocab_size)
+    : params_(params), vocab_size_(vocab_size) {
+  params_.validate();
+  LLMOS_CHECK_ARG(vocab_size > 0 && vocab_size <= kMaxVocab, "Sampler: vocab_size ", vocab_size,
+                  " must be in [1, ", kMaxVocab, "]");
+  reseed(params_.seed);
+  candidates_.reserve(static_cast<size_t>(vocab_size));
+}
+
+void Sampler::reseed(uint64_t seed) { state_ = seed; }
+
+uint64_t Sampler::next_random() {
+  // splitmix64 (Steele, Lea, Flood 2014): a full-period 64-bit generator that passes BigCrush.
+  state_ += 0x9E3779B97F4A7C15ull;
+  uint64_t z = state_;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double Sampler::uniform01() {
+  // The top 53 bits scaled by 2^-53: every double in [0, 1) on a 2^-53 grid, never 1.
+  return static_cast<double>(next_random() >> 11) * 0x1.0p-53;
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  LLMOS_CHECK_ARG(logits.size() == static_cast<size_t>(vocab_size_), "Sampler: got ",
+                  logits.size(), " logits for a vocabulary of ", vocab_size_);
+  return sample(logits.data(), history);
+}
+
+int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
+  LLMOS_CHECK_ARG(logits != nullptr, "Sampler: logits pointer is null");
+  load_candidates(logits);
+  apply_repeat_penalty(history);
+  const int32_t best = argmax();
+  if (params_.temperature == 0.0f) return best;
+  const float max_logit = candidates_[static_cast<size_t>(best)].logit;
+
+  // Weights relative to the best token: exp(l - max) = p / p_max, so top-p and min-p need no
+  // normalisation pass of their own and -inf logits get weight 0.
+  for (Candidate& c : candidates_) c.p = std::exp(c.logit - max_logit);
+  apply_top_k();
+  apply_top_p();
+  apply_min_p();
+  return draw(max_logit);
+}
+
+void Sampler::load_candidates(const float* logits) {
+  const size_t n = static_cast<size_t>(vocab_size_);
+  candidates_.resize(n);  // within the reserved capacity: no allocation
+  sorted_ = 0;
+  bool any_finite = false;
+  for (size_t i = 0; i < n; ++i) {
+    const float l = logits[i];
+    if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
+      throw_error(StatusCode::kInvalidArgument, "Sampler: logit at index ", i, " is ",
+                  std::isnan(l) ? "NaN" : "+inf", " (logits must be finite, or -inf to mask)");
+    }
+    any_finite |= std::isfinite(l);
+    candidates_[i] = Candidate{static_cast<int32_t>(i), l, 0.0f};
+  }
+  LLMOS_CHECK_ARG(any_finite, "Sampler: all ", n, " logits are -inf (every token is masked)");
+}
+
+void Sampler::apply_repeat_penalty(std::span<const int32_t> history) {
+  const float penalty = params_.repeat_penalty;
+  if (penalty == 1.0f || params_.repeat_last_n == 0) return;
+  const size_t window = std::min(history.size(), static_cast<size_t>(params_.repeat_last_n));
+  const size_t start = history.size() - window;
+  constexpr float kMax = std::numeric_limits<float>::max();
+  for (size_t i = start; i < history.size(); ++i) {
+    const int32_t t = history[i];
+    LLMOS_CHECK_ARG(t >= 0 && t < vocab_size_, "Sampler: history[", i, "] = ", t,
+                    " is outside the vocabulary [0, ", vocab_size_, ")");
+    Candidate& c = candidates_[static_cast<size_t>(t)];
+    if (c.p != 0.0f) continue;  // each distinct token is penalised once
+    c.p = 1.0f;
+    if (!std::isfinite(c.logit)) continue;  // -inf stays masked
+    // Clamp so an extreme penalty cannot turn a finite logit into +-inf (and the softmax into
+    // NaN or a masked token).
+    c.logit = std::clamp(c.logit > 0.0f ? c.logit / penalty : c.logit * penalty, -kMax, kMax);
+  }
+}
+
+int32_t Sampler::argmax() const {
+  size_t best = 0;
+  for (size_t i = 1; i < candidates_.size(); ++i) {
+    if (candidates_[i].logit > candidates_[best].logit) best = i;
+  }
+  return candidates_[best].id;
+}
+
+namespace {
+// Descending logit, then ascending id: a strict total order, so partial sorts are reproducible.
+bool before(const auto& a, const auto& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+}  // namespace
+
+void Sampler::apply_top_k() {
+  const int32_t k = params_.top_k;
+  if (k <= 0 || static_cast<size_t>(k) >= candidates_.size()) return;
+  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(),
+                    [](const Candidate& a, const Candidate& b) { return before(a, b); });
+  candidates_.resize(static_cast<size_t>(k));
+  sorted_ = candidates_.size();
+}
+
+void Sampler::apply_top_p() {
+  if (params_.top_p >= 1.0f) return;
+  double total = 0.0;
+  for (const Candidate& c : candidates_) total += c.p;
+  const double target = static_cast<double>(params_.top_p) * total;
+  // Sort lazily: the kept prefix is usually tiny, so sort batches of growing size instead of
+  // the whole vocabulary.
+  const size_t n = candidates_.size();
+  double cum = 0.0;
+  size_t kept = 0;
+  while (kept < n) {
+    if (kept == sorted_) {
+      const size_t next = std::min(n, std::max(sorted_ * 2, kTopPFirstBatch));
+      std::partial_sort(candidates_.begin() + static_cast<ptrdiff_t>(sorted_),
+                        candidates_.begin() + static_cast<ptrdiff_t>(next), candidates_.end(),
+                        [](const Candidate& a, const Candidate& b) { return before(a, b); });
+      sorted_ = next;
+    }
+    cum += candidates_[kept].p;
+    ++kept;
+    if (cum >= target) break;
+  }
+  candidates_.resize(std::max<size_t>(kept, 1));
+  sorted_ = std::min(sorted_, candidates_.size());
+}
+
+void Sampler::apply_min_p() {
+  const float min_p = params_.min_p;
+  if (min_p <= 0.0f) return;
+  // p / p_max is the weight; the best candidate (weight 1) always survives. Compaction keeps
+  // the current order.
+  size_t out = 0;
+  for (size_t i = 0; i < candidates_.size(); ++i) {
+    if (candidates_[i].p >= min_p) candidates_[out++] = candidates_[i];
+  }
+  candidates_.resize(out);
+  sorted_ = std::min(sorted_, out);
+}
+
+int32_t Sampler::draw(float max_logit) {
+  const double inv_t = 1.0 / static_cast<double>(params_.temperature);
+  double total = 0.0;
+  for (Candidate& c : candidates_) {
+    // Subtract the max before scaling so a tiny temperature gives exp(-huge) = 0, not inf/inf.
+    if (params_.temperature != 1.0f) {
+      c.p = static_cast<float>(
+          std::exp((static_cast<double>(c.logit) - static_cast<double>(max_logit)) * inv_t));
+    }
+    total += c.p;
+  }
+  const double u = uniform01() * total;
+  double cum = 0.0;
+  for (const Candidate& c : candidates_) {
+    cum += c.p;
+    if (u < cum) return c.id;
+  }
+  // Rounding left u at the very top: take the last candidate that has any weight.
+  for (size_t i = candidates_.size(); i-- > 0;) {
+    if (candidates_[i].p > 0.0f) return candidates_[i].id;
+  }
+  LLMOS_ASSERT(false);
+  return -1;
+}
+
+}  // namespace llmos

@@ -1,0 +1,24 @@
+#include "tokenizer/tokenizer.h"
+
+#include "core/error.h"
+#include "tokenizer/spm_tokenizer.h"
+
+namespace llmos {
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
+  const gguf::Value* model = file.find("tokenizer.ggml.model");
+  if (model == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(),
+                ": missing required key 'tokenizer.ggml.model' (the file has no tokenizer)");
+  }
+  const std::string* name = model->as_string();
+  if (name == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(), ": key 'tokenizer.ggml.model' has type ",
+                gguf::value_type_name(model->type()), ", expected string");
+  }
+  if (*name == "llama") return std::make_unique<SpmTokenizer>(Vocab::from_gguf(file));
+  throw_error(StatusCode::kUnsupported, file.path(), ": tokenizer model '", *name,
+              "' is not supported yet");
+}
+
+}  // namespace llmos

@@ -1,0 +1,123 @@
+// Vocab::from_gguf: reads and validates the tokenizer.ggml.* keys.
+#include <cstdint>
+#include <string>
+
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmos {
+namespace {
+
+constexpr std::string_view kModelKey = "tokenizer.ggml.model";
+constexpr std::string_view kTokensKey = "tokenizer.ggml.tokens";
+constexpr std::string_view kScoresKey = "tokenizer.ggml.scores";
+constexpr std::string_view kTypesKey = "tokenizer.ggml.token_type";
+
+// The array under `key`, or null when absent; kFormat when it is not an array of `element`
+// with one entry per token.
+const gguf::Array* find_token_array(const gguf::File& file, std::string_view key,
+                                    gguf::ValueType element, size_t n_tokens) {
+  const gguf::Value* value = file.find(key);
+  if (value == nullptr) return nullptr;
+  const gguf::Array* array = value->as_array();
+  if (array == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' has type ",
+                gguf::value_type_name(value->type()), ", expected an array of ",
+                gguf::value_type_name(element));
+  }
+  if (array->element_type != element) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' is an array of ",
+                gguf::value_type_name(array->element_type), ", expected an array of ",
+                gguf::value_type_name(element));
+  }
+  if (array->items.size() != n_tokens) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' has ",
+                array->items.size(), " entries, expected one per token (", n_tokens, ")");
+  }
+  return array;
+}
+
+// A special token id: absent or 0xFFFFFFFF (the converters' "none") -> kNoToken.
+TokenId read_token_id(const gguf::File& file, std::string_view key, size_t n_tokens) {
+  const gguf::Value* value = file.find(key);
+  if (value == nullptr) return kNoToken;
+  if (!value->is_integer()) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' has type ",
+                gguf::value_type_name(value->type()), ", expected an integer token id");
+  }
+  int64_t id = 0;
+  if (!value->to_int64(&id)) {  // a uint64 beyond int64: certainly outside the vocab
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' = ",
+                value->to_display_string(), " is outside the vocab (", n_tokens, " tokens)");
+  }
+  if (id == 0xFFFFFFFFll || id == -1) return kNoToken;
+  if (id < 0 || static_cast<uint64_t>(id) >= n_tokens) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' = ", id,
+                " is outside the vocab (", n_tokens, " tokens)");
+  }
+  return static_cast<TokenId>(id);
+}
+
+}  // namespace
+
+Vocab Vocab::from_gguf(const gguf::File& file) {
+  Vocab vocab;
+  vocab.model = file.get_string(kModelKey);
+
+  const gguf::Value* tokens_value = file.find(kTokensKey);
+  if (tokens_value == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(), ": missing required key '", kTokensKey, "'");
+  }
+  const gguf::Array* tokens = tokens_value->as_array();
+  if (tokens == nullptr || tokens->element_type != gguf::ValueType::kString) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey,
+                "' must be an array of strings");
+  }
+  const size_t n = tokens->items.size();
+  if (n == 0) throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey, "' is empty");
+  if (n > static_cast<size_t>(INT32_MAX)) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey, "' has ", n,
+                " tokens, more than a token id can index");
+  }
+
+  vocab.tokens.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string* text = tokens->items[i].as_string();
+    if (text == nullptr) {
+      throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey, "' entry ", i,
+                  " is not a string");
+    }
+    // llama.cpp names empty tokens so that no text lookup can ever match them.
+    vocab.tokens.push_back(text->empty() ? "[EMPTY_" + std::to_string(i) + "]" : *text);
+  }
+
+  vocab.scores.assign(n, 0.0f);
+  if (const gguf::Array* scores = find_token_array(file, kScoresKey, gguf::ValueType::kFloat32, n)) {
+    for (size_t i = 0; i < n; ++i) vocab.scores[i] = *scores->items[i].as<float>();
+  }
+
+  vocab.types.assign(n, TokenType::kNormal);
+  if (const gguf::Array* types = find_token_array(file, kTypesKey, gguf::ValueType::kInt32, n)) {
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t type = *types->items[i].as<int32_t>();
+      // Numbers this reader does not know are kept as "undefined" (as llama.cpp does) rather
+      // than rejected, so files from newer converters still load.
+      vocab.types[i] = type >= 0 && type <= static_cast<int32_t>(TokenType::kByte)
+                           ? static_cast<TokenType>(type)
+                           : TokenType::kUndefined;
+    }
+  }
+
+  vocab.bos = read_token_id(file, "tokenizer.ggml.bos_token_id", n);
+  vocab.eos = read_token_id(file, "tokenizer.ggml.eos_token_id", n);
+  vocab.unk = read_token_id(file, "tokenizer.ggml.unknown_token_id", n);
+  vocab.pad = read_token_id(file, "tokenizer.ggml.padding_token_id", n);
+
+  const bool is_spm = vocab.model == "llama";
+  vocab.add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", is_spm);
+  vocab.add_eos = file.get_bool_or("tokenizer.ggml.add_eos_token", false);
+  vocab.add_space_prefix = file.get_bool_or("tokenizer.ggml.add_space_prefix", is_spm);
+  return vocab;
+}
+
+}  // namespace llmos
