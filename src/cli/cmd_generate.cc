@@ -4,6 +4,8 @@
 #include <iostream>
 #include <random>
 
+#include <unistd.h>
+
 #include "backend/backend.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -84,7 +86,9 @@ int run_generate(int argc, char** argv) {
       std::cout << piece << std::flush;
       return true;
     });
-    std::cout << "\n" << std::flush;
+    // Exactly prompt + continuation on stdout; a final newline only for a terminal's sake.
+    if (isatty(STDOUT_FILENO)) std::cout << "\n";
+    std::cout << std::flush;
     const double pp = result.prefill_seconds > 0 ? result.prompt_tokens.size() / result.prefill_seconds : 0.0;
     const size_t decoded = result.tokens.empty() ? 0 : result.tokens.size() - 1;
     const double tg = result.decode_seconds > 0 ? decoded / result.decode_seconds : 0.0;
