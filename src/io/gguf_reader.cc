@@ -126,32 +126,51 @@ class Parser {
     return static_cast<ValueType>(t);
   }
 
+  // A fixed-size integer or float value; the bytes are reinterpreted, not converted.
+  template <typename T>
+  Value read_scalar(const std::string& key) {
+    need(sizeof(T), "value of key '", key, "'");
+    const uint64_t bits = read_le(sizeof(T));
+    T v;
+    if constexpr (sizeof(T) == 8) {
+      std::memcpy(&v, &bits, 8);
+    } else if constexpr (sizeof(T) == 4) {
+      const uint32_t b = static_cast<uint32_t>(bits);
+      std::memcpy(&v, &b, 4);
+    } else if constexpr (sizeof(T) == 2) {
+      const uint16_t b = static_cast<uint16_t>(bits);
+      std::memcpy(&v, &b, 2);
+    } else {
+      const uint8_t b = static_cast<uint8_t>(bits);
+      std::memcpy(&v, &b, 1);
+    }
+    return v;
+  }
+
   // Reads a value of `type`; `depth` is the number of arrays already entered.
   Value read_value(ValueType type, const std::string& key, int depth) {
     const uint64_t at = pos_;
     switch (type) {
-      case ValueType::kUint8: need(1, "value of key '", key, "'"); return static_cast<uint8_t>(read_le(1));
-      case ValueType::kInt8: need(1, "value of key '", key, "'"); return static_cast<int8_t>(read_le(1));
-      case ValueType::kUint16: need(2, "value of key '", key, "'"); return static_cast<uint16_t>(read_le(2));
-      case ValueType::kInt16: need(2, "value of key '", key, "'"); return static_cast<int16_t>(read_le(2));
-      case ValueType::kUint32: need(4, "value of key '", key, "'"); return static_cast<uint32_t>(read_le(4));
-      case ValueType::kInt32: need(4, "value of key '", key, "'"); return static_cast<int32_t>(read_le(4));
-      case ValueType::kUint64: need(8, "value of key '", key, "'"); return static_cast<uint64_t>(read_le(8));
-      case ValueType::kInt64: need(8, "value of key '", key, "'"); return static_cast<int64_t>(read_le(8));
-      case ValueType::kFloat32: {
-        need(4, "value of key '", key, "'");
-        const uint32_t bits = static_cast<uint32_t>(read_le(4));
-        float v;
-        std::memcpy(&v, &bits, 4);
-        return v;
-      }
-      case ValueType::kFloat64: {
-        need(8, "value of key '", key, "'");
-        const uint64_t bits = read_le(8);
-        double v;
-        std::memcpy(&v, &bits, 8);
-        return v;
-      }
+      case ValueType::kUint8:
+        return read_scalar<uint8_t>(key);
+      case ValueType::kInt8:
+        return read_scalar<int8_t>(key);
+      case ValueType::kUint16:
+        return read_scalar<uint16_t>(key);
+      case ValueType::kInt16:
+        return read_scalar<int16_t>(key);
+      case ValueType::kUint32:
+        return read_scalar<uint32_t>(key);
+      case ValueType::kInt32:
+        return read_scalar<int32_t>(key);
+      case ValueType::kUint64:
+        return read_scalar<uint64_t>(key);
+      case ValueType::kInt64:
+        return read_scalar<int64_t>(key);
+      case ValueType::kFloat32:
+        return read_scalar<float>(key);
+      case ValueType::kFloat64:
+        return read_scalar<double>(key);
       case ValueType::kBool: {
         need(1, "value of key '", key, "'");
         const uint64_t b = read_le(1);
@@ -178,15 +197,54 @@ class Parser {
     const uint64_t count = read_u64("array element count of key '", key, "'");
     const uint64_t min_size = min_encoded_size(arr.element_type);
     if (count > remaining() / min_size) {
-      fail(count_at, "array element count ", count, " of key '", key, "' needs at least ",
-           min_size, " bytes per ", value_type_name(arr.element_type), " element but only ",
-           remaining(), " bytes remain");
+      fail(count_at, "array element count ", count, " of key '", key, "' needs at least ", min_size,
+           " bytes per ", value_type_name(arr.element_type), " element but only ", remaining(),
+           " bytes remain");
     }
     arr.items.reserve(static_cast<size_t>(count));
-    for (uint64_t i = 0; i < count; ++i) {
-      arr.items.push_back(read_value(arr.element_type, key, depth));
+    // Tokenizer vocabularies hold 100k+ strings or scalars: the common element types get a
+    // tight loop (bounds were checked once above for scalars, per string for strings).
+    switch (arr.element_type) {
+      case ValueType::kString:
+        for (uint64_t i = 0; i < count; ++i) {
+          const uint64_t len_at = pos_;
+          const uint64_t len = read_u64("string value of key '", key, "' length");
+          if (len > remaining()) {
+            fail(len_at, "string value of key '", key, "': string length ", len, " exceeds the ",
+                 remaining(), " bytes left in the file");
+          }
+          const char* text = reinterpret_cast<const char*>(f_.base_ + pos_);
+          arr.items.emplace_back(std::string(text, static_cast<size_t>(len)));
+          pos_ += len;
+        }
+        break;
+      case ValueType::kFloat32:
+        read_scalars<float, uint32_t>(arr, count);
+        break;
+      case ValueType::kInt32:
+        read_scalars<int32_t, uint32_t>(arr, count);
+        break;
+      case ValueType::kUint32:
+        read_scalars<uint32_t, uint32_t>(arr, count);
+        break;
+      default:
+        for (uint64_t i = 0; i < count; ++i) {
+          arr.items.push_back(read_value(arr.element_type, key, depth));
+        }
     }
     return arr;
+  }
+
+  // `count` elements of a 4-byte scalar type; the caller checked they fit in the image.
+  template <typename T, typename Bits>
+  void read_scalars(Array& arr, uint64_t count) {
+    static_assert(sizeof(T) == sizeof(Bits));
+    for (uint64_t i = 0; i < count; ++i) {
+      const Bits bits = static_cast<Bits>(read_le(sizeof(Bits)));
+      T v;
+      std::memcpy(&v, &bits, sizeof(T));
+      arr.items.emplace_back(v);
+    }
   }
 
   void read_header() {
@@ -206,8 +264,9 @@ class Parser {
     const uint64_t version_at = pos_;
     const uint32_t version = read_u32("header version");
     if (version == 1) {
-      fail(version_at, "GGUF version 1 is not supported (it predates 64-bit counts); "
-                       "re-convert the model with a current converter");
+      fail(version_at,
+           "GGUF version 1 is not supported (it predates 64-bit counts); "
+           "re-convert the model with a current converter");
     }
     if (version < kMinVersion || version > kMaxVersion) {
       // A big-endian file has its version byte-swapped.
@@ -229,8 +288,7 @@ class Parser {
     const uint64_t left = remaining() - tensor_count_ * kMinTensorInfoBytes;
     if (kv_count_ > left / kMinKvBytes) {
       fail(kv_at, "header kv_count ", kv_count_, " is impossible: each key/value pair needs at",
-           " least ", kMinKvBytes, " bytes and only ", left,
-           " remain besides the tensor entries");
+           " least ", kMinKvBytes, " bytes and only ", left, " remain besides the tensor entries");
     }
   }
 
@@ -264,8 +322,7 @@ class Parser {
            ", expected uint32");
     }
     if (!is_power_of_two(*a)) {
-      fail(at, "metadata key 'general.alignment' is ", *a,
-           ", expected a non-zero power of two");
+      fail(at, "metadata key 'general.alignment' is ", *a, ", expected a non-zero power of two");
     }
     f_.alignment_ = *a;
   }
@@ -300,8 +357,8 @@ class Parser {
         }
         const int64_t dim = static_cast<int64_t>(ne[d]);
         if (numel > std::numeric_limits<int64_t>::max() / dim) {
-          fail(ne_at[d], "tensor '", name, "' element count overflows int64 at ne[", d, "] = ",
-               ne[d]);
+          fail(ne_at[d], "tensor '", name, "' element count overflows int64 at ne[", d,
+               "] = ", ne[d]);
         }
         numel *= dim;
       }
@@ -313,8 +370,8 @@ class Parser {
       const DTypeInfo& di = dtype_info(info.dtype);
       const int64_t ne0 = static_cast<int64_t>(ne[0]);
       if (ne0 % di.block_size != 0) {
-        fail(ne_at[0], "tensor '", name, "' row length ne[0] = ", ne0,
-             " is not a multiple of the ", di.name, " block size ", di.block_size);
+        fail(ne_at[0], "tensor '", name, "' row length ne[0] = ", ne0, " is not a multiple of the ",
+             di.name, " block size ", di.block_size);
       }
       const int64_t blocks_per_row = ne0 / di.block_size;
       if (blocks_per_row > std::numeric_limits<int64_t>::max() / di.block_bytes) {
@@ -348,8 +405,8 @@ class Parser {
     f_.data_offset_ = (pos_ + a - 1) / a * a;
     if (f_.tensors_.empty()) return;
     if (f_.data_offset_ > f_.size_) {
-      fail(pos_, "tensor data section starts at byte offset ", f_.data_offset_,
-           " (alignment ", a, "), past the end of the file (", f_.size_, " bytes)");
+      fail(pos_, "tensor data section starts at byte offset ", f_.data_offset_, " (alignment ", a,
+           "), past the end of the file (", f_.size_, " bytes)");
     }
     const uint64_t section = f_.size_ - f_.data_offset_;
     for (const TensorInfo& t : f_.tensors_) {

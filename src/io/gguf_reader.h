@@ -2,8 +2,9 @@
 // it is used: magic, version, counts and string lengths against the bytes left, value types,
 // nesting depth, alignment, tensor dims (no overflow), dtypes, tensor data in bounds and not
 // overlapping. Every failure is an Error(kFormat) whose message names the file, the field and
-// the byte offset, e.g. "model.gguf: tensor 'blk.0.attn_q.weight' data [1024, 5120) at offset
-// 4096 extends past the end of the file (4500 bytes)".
+// the byte offset, e.g. "model.gguf: tensor 'blk.0.attn_q.weight' data [1024, 5120) of the data
+// section at byte offset 4096 extends past the end of the file (4500 bytes) (at byte offset
+// 312)", the last offset being the tensor's table entry. See docs/formats.md for every rule.
 #pragma once
 
 #include <cstdint>
@@ -38,9 +39,9 @@ struct TensorInfo {
   std::string name;
   std::vector<int64_t> shape;  // row-major (the file's ne[] reversed): shape.back() == ne[0]
   DType dtype = DType::kF32;
-  uint64_t data_offset = 0;    // from the start of the tensor data section
+  uint64_t data_offset = 0;  // from the start of the tensor data section
   uint64_t nbytes = 0;
-  uint64_t info_offset = 0;    // file offset of this tensor's table entry (for messages)
+  uint64_t info_offset = 0;  // file offset of this tensor's table entry (for messages)
 };
 
 class File {
@@ -79,7 +80,9 @@ class File {
   // A zero-copy view of a tensor's bytes; throws kNotFound naming the file and tensor.
   Tensor tensor(std::string_view name) const;
   Tensor tensor(const TensorInfo& info) const;
-  const uint8_t* tensor_data(const TensorInfo& info) const { return base_ + data_offset_ + info.data_offset; }
+  const uint8_t* tensor_data(const TensorInfo& info) const {
+    return base_ + data_offset_ + info.data_offset;
+  }
 
  private:
   std::shared_ptr<const void> owner_;

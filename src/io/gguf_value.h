@@ -50,8 +50,9 @@ class Value {
   // Any type the storage variant accepts (int -> int32, size_t -> uint64, ...). Constrained so
   // that copying a non-const Value picks the copy constructor, not this template.
   template <typename T>
-    requires(!std::is_same_v<std::remove_cvref_t<T>, Value> && std::is_constructible_v<Storage, T>)
-  Value(T v) : storage_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  requires(!std::is_same_v<std::remove_cvref_t<T>, Value> && std::is_constructible_v<Storage, T>)
+      Value(T v)
+      : storage_(std::move(v)) {}                     // NOLINT(google-explicit-constructor)
   Value(const char* s) : storage_(std::string(s)) {}  // NOLINT(google-explicit-constructor)
 
   ValueType type() const { return static_cast<ValueType>(storage_.index()); }
@@ -72,7 +73,9 @@ class Value {
   const bool* as_bool() const { return std::get_if<bool>(&storage_); }
   // The scalar of exactly type T, or null (e.g. as<uint32_t>() for general.alignment).
   template <typename T>
-  const T* as() const { return std::get_if<T>(&storage_); }
+  const T* as() const {
+    return std::get_if<T>(&storage_);
+  }
 
   // Short human-readable rendering (arrays abbreviated), used by `llmos info`.
   std::string to_display_string(size_t max_items = 8) const;

@@ -168,13 +168,12 @@ void Writer::set(std::string key, Value value) {
 void Writer::add_tensor(std::string name, Tensor tensor) {
   LLMOS_CHECK_ARG(!name.empty(), "gguf::Writer::add_tensor: tensor name is empty");
   for (const auto& entry : tensors_) {
-    LLMOS_CHECK_ARG(entry.first != name, "gguf::Writer::add_tensor: duplicate tensor name '",
-                    name, "'");
+    LLMOS_CHECK_ARG(entry.first != name, "gguf::Writer::add_tensor: duplicate tensor name '", name,
+                    "'");
   }
-  LLMOS_CHECK_ARG(tensor.defined(), "gguf::Writer::add_tensor: tensor '", name,
-                  "' is undefined");
-  LLMOS_CHECK_ARG(tensor.device().is_cpu(), "gguf::Writer::add_tensor: tensor '", name,
-                  "' is on ", device_name(tensor.device()), "; only host tensors can be written");
+  LLMOS_CHECK_ARG(tensor.defined(), "gguf::Writer::add_tensor: tensor '", name, "' is undefined");
+  LLMOS_CHECK_ARG(tensor.device().is_cpu(), "gguf::Writer::add_tensor: tensor '", name, "' is on ",
+                  device_name(tensor.device()), "; only host tensors can be written");
   LLMOS_CHECK_ARG(tensor.is_contiguous(), "gguf::Writer::add_tensor: tensor '", name,
                   "' is not contiguous");
   LLMOS_CHECK_ARG(tensor.ndim() >= 1 && tensor.ndim() <= kMaxDims,
@@ -188,8 +187,8 @@ void Writer::add_tensor(std::string name, Tensor tensor) {
 }
 
 void Writer::set_alignment(uint32_t alignment) {
-  LLMOS_CHECK_ARG(is_power_of_two(alignment), "gguf::Writer::set_alignment: alignment ",
-                  alignment, " is not a non-zero power of two");
+  LLMOS_CHECK_ARG(is_power_of_two(alignment), "gguf::Writer::set_alignment: alignment ", alignment,
+                  " is not a non-zero power of two");
   alignment_ = alignment;
 }
 
