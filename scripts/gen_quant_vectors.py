@@ -33,7 +33,6 @@ import sys
 import numpy as np
 
 try:
-    import gguf
     from gguf import GGMLQuantizationType as T
     from gguf.quants import dequantize as gguf_dequantize
     from gguf.quants import quantize as gguf_quantize
@@ -267,14 +266,14 @@ def main():
     for name in GGUF_QUANTIZES + GGML_ONLY_QUANTIZES:
         qtype, bs, _, _ = FORMATS[name]
         x = quant_inputs(rng, bs)
-        ours_ref = ggml_quantize(lib, name, x)
+        ggml_bytes = ggml_quantize(lib, name, x)
         if name in GGUF_QUANTIZES:
             expected = np.asarray(gguf_quantize(x, qtype), dtype=np.uint8).ravel()
-            if not np.array_equal(expected, ours_ref):
+            if not np.array_equal(expected, ggml_bytes):
                 sys.exit(f"gguf and ggml disagree on quantizing {name}")
             source = "gguf.quants.quantize, checked against ggml quantize_row_ref"
         else:
-            expected = ours_ref
+            expected = ggml_bytes
             source = "ggml quantize_row_ref"
         out.append(words_array(f"kQuant{name}Input", f32_bits(x)))
         out.append(bytes_array(f"kQuant{name}Expected", expected))
@@ -300,7 +299,8 @@ def main():
 
     # --- many-block hashed checks -------------------------------------------------------------
     hash_rows = []
-    plain = {"F16": (T.F16, 1, 2, [], (0x7C00, 0x03FF)), "BF16": (T.BF16, 1, 2, [], (0x7F80, 0x007F))}
+    plain = {"F16": (T.F16, 1, 2, [], (0x7C00, 0x03FF)),
+             "BF16": (T.BF16, 1, 2, [], (0x7F80, 0x007F))}
     for stream, name in enumerate(list(FORMATS) + list(plain), start=1):
         qtype, bs, bb, offs, nan_masks = (*FORMATS[name], None) if name in FORMATS else plain[name]
         # HASH_ELEMENTS values per dtype; the input pattern works in blocks of 32 for the legacy
@@ -308,14 +308,17 @@ def main():
         nblocks = HASH_ELEMENTS // bs
         raw = pattern_bytes(stream, nblocks, bb, offs, nan_masks)
         deq = gguf_dequantize(raw, qtype).astype(np.float32).ravel()
-        if name in FORMATS and not np.array_equal(f32_bits(deq), f32_bits(ggml_dequantize(lib, name, raw))):
+        if name in FORMATS and not np.array_equal(f32_bits(deq),
+                                                  f32_bits(ggml_dequantize(lib, name, raw))):
             sys.exit(f"gguf and ggml disagree on dequantizing {name} (hashed blocks)")
         pattern_block = 32 if bs == 32 else 256
         x = pattern_floats(stream, HASH_ELEMENTS // pattern_block, pattern_block)
         if name in FORMATS:
             q = ggml_quantize(lib, name, x)
-            if name in GGUF_QUANTIZES and not np.array_equal(np.asarray(gguf_quantize(x, qtype)).ravel(), q):
-                sys.exit(f"gguf and ggml disagree on quantizing {name} (hashed blocks)")
+            if name in GGUF_QUANTIZES:
+                theirs = np.asarray(gguf_quantize(x, qtype)).ravel()
+                if not np.array_equal(theirs, q):
+                    sys.exit(f"gguf and ggml disagree on quantizing {name} (hashed blocks)")
         elif name == "F16":
             q = x.astype(np.float16).view(np.uint8)
         else:
@@ -342,8 +345,8 @@ def main():
     print("};\n")
     print("const QuantizeVector kQuantizeVectors[] = {")
     for name, i, e, src in quant_rows:
-        print(f"    {{{dtype_enum(name).replace('llmos::', '')}, {i}, sizeof({i}) / sizeof({i}[0]), "
-              f"{e}, sizeof({e}), \"{src}\"}},")
+        print(f"    {{{dtype_enum(name).replace('llmos::', '')}, {i}, "
+              f"sizeof({i}) / sizeof({i}[0]), {e}, sizeof({e}), \"{src}\"}},")
     print("};\n")
     print("// Hashed checks: `stream` seeds pattern_bytes/pattern_floats; the hashes are FNV-1a 64")
     print("// of the reference's dequantized float bits and quantized bytes.")

@@ -1,5 +1,7 @@
 #include "quant/k_quant_search.h"
 
+#include "quant/fp_contract_off.h"  // before any arithmetic: no fused multiply-adds
+
 #include <algorithm>
 #include <cmath>
 

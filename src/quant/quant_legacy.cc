@@ -5,6 +5,8 @@
 // signed value of largest magnitude (d = max / -8 or -16, so that value lands exactly on the
 // most negative code), Q4_1/Q5_1 spread [min, max] over the code range, Q8_0 uses amax / 127
 // with round-half-away-from-zero.
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <cmath>
 #include <cstdint>
 

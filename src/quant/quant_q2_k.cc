@@ -1,5 +1,7 @@
 // Reference (de)quantization of Q2_K: 256-element super-blocks of sixteen 16-element groups,
 // 2-bit codes with a 4-bit scale and a 4-bit min per group, both relative to f16 super-scales.
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

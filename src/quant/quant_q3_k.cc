@@ -1,6 +1,8 @@
 // Reference (de)quantization of Q3_K: 256-element super-blocks of sixteen 16-element groups,
 // symmetric 3-bit codes (2 low bits in qs, the third in hmask) and a signed 6-bit scale per group
 // relative to one f16 super-scale.
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -1,5 +1,7 @@
 // Reference (de)quantization of Q4_K: 256-element super-blocks of eight 32-element groups, 4-bit
 // codes with a 6-bit scale and min per group (scale search in k4_super_block.cc).
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <cstdint>
 
 #include "core/half.h"

@@ -1,5 +1,7 @@
 // Reference (de)quantization of Q5_K: Q4_K's layout plus a fifth code bit per element in qh
 // (scale search in k4_super_block.cc).
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <cstdint>
 
 #include "core/half.h"

@@ -1,6 +1,8 @@
 // Reference (de)quantization of Q6_K: 256-element super-blocks of sixteen 16-element groups,
 // symmetric 6-bit codes (low nibble in ql, top two bits in qh) and a signed 8-bit scale per group
 // relative to one f16 super-scale.
+#include "quant/fp_contract_off.h"  // first: the reference rounds every operation
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
