@@ -71,13 +71,17 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   if (params_.temperature == 0.0f) return best;
   const float max_logit = candidates_[static_cast<size_t>(best)].logit;
 
-  // Weights relative to the best token: exp(l - max) = p / p_max, so top-p and min-p need no
-  // normalisation pass of their own and -inf logits get weight 0.
-  for (Candidate& c : candidates_) c.p = std::exp(c.logit - max_logit);
   apply_top_k();
-  apply_top_p();
-  apply_min_p();
-  return draw(max_logit);
+  const bool truncate = params_.top_p < 1.0f || params_.min_p > 0.0f;
+  if (truncate) {
+    // Weights relative to the best token: exp(l - max) = p / p_max, so top-p and min-p need no
+    // normalisation pass of their own and -inf logits get weight 0. Computed after top-k, so
+    // usually over k candidates rather than the whole vocabulary.
+    for (Candidate& c : candidates_) c.p = std::exp(c.logit - max_logit);
+    apply_top_p();
+    apply_min_p();
+  }
+  return draw(max_logit, /*weights_ready=*/truncate && params_.temperature == 1.0f);
 }
 
 void Sampler::load_candidates(const float* logits) {
@@ -130,13 +134,26 @@ namespace {
 bool before(const auto& a, const auto& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
+
+// Moves the (mid - first) best of [first, last) to [first, mid), sorted. A heap-based
+// partial_sort is cheapest for a short prefix; for a long one, selecting with nth_element and
+// sorting only the selected part avoids the many heap updates.
+template <typename It>
+void sort_best(It first, It mid, It last) {
+  auto cmp = [](const auto& a, const auto& b) { return before(a, b); };
+  if (mid - first <= 256) {
+    std::partial_sort(first, mid, last, cmp);
+  } else {
+    std::nth_element(first, mid, last, cmp);
+    std::sort(first, mid, cmp);
+  }
+}
 }  // namespace
 
 void Sampler::apply_top_k() {
   const int32_t k = params_.top_k;
   if (k <= 0 || static_cast<size_t>(k) >= candidates_.size()) return;
-  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(),
-                    [](const Candidate& a, const Candidate& b) { return before(a, b); });
+  sort_best(candidates_.begin(), candidates_.begin() + k, candidates_.end());
   candidates_.resize(static_cast<size_t>(k));
   sorted_ = candidates_.size();
 }
@@ -153,10 +170,21 @@ void Sampler::apply_top_p() {
   size_t kept = 0;
   while (kept < n) {
     if (kept == sorted_) {
-      const size_t next = std::min(n, std::max(sorted_ * 2, kTopPFirstBatch));
-      std::partial_sort(candidates_.begin() + static_cast<ptrdiff_t>(sorted_),
-                        candidates_.begin() + static_cast<ptrdiff_t>(next), candidates_.end(),
-                        [](const Candidate& a, const Candidate& b) { return before(a, b); });
+      if (kept > 0 && candidates_[kept - 1].p == 0.0f) break;  // only weightless ones remain
+      size_t next = std::min(n, std::max(sorted_ * 2, kTopPFirstBatch));
+      if (kept > 0) {
+        // Every unsorted candidate weighs at most the last sorted one, so at least `need` more
+        // are needed. Aim at twice that: on a flat distribution one more selection pass over
+        // the vocabulary then usually suffices, and sorting a few extra is cheap.
+        const double need = 2.0 * std::ceil((target - cum) / candidates_[kept - 1].p);
+        if (need >= static_cast<double>(n - sorted_)) {
+          next = n;
+        } else {
+          next = std::max(next, sorted_ + static_cast<size_t>(need));
+        }
+      }
+      sort_best(candidates_.begin() + static_cast<ptrdiff_t>(sorted_),
+                candidates_.begin() + static_cast<ptrdiff_t>(next), candidates_.end());
       sorted_ = next;
     }
     cum += candidates_[kept].p;
@@ -180,14 +208,15 @@ void Sampler::apply_min_p() {
   sorted_ = std::min(sorted_, out);
 }
 
-int32_t Sampler::draw(float max_logit) {
+int32_t Sampler::draw(float max_logit, bool weights_ready) {
   const double inv_t = 1.0 / static_cast<double>(params_.temperature);
   double total = 0.0;
   for (Candidate& c : candidates_) {
-    // Subtract the max before scaling so a tiny temperature gives exp(-huge) = 0, not inf/inf.
-    if (params_.temperature != 1.0f) {
-      c.p = static_cast<float>(
-          std::exp((static_cast<double>(c.logit) - static_cast<double>(max_logit)) * inv_t));
+    if (!weights_ready) {
+      // Subtract the max before scaling, in double, so a tiny temperature gives exp(-huge) = 0
+      // rather than inf/inf; the exp itself is single precision (the weights are floats).
+      const double scaled = (static_cast<double>(c.logit) - static_cast<double>(max_logit)) * inv_t;
+      c.p = std::exp(static_cast<float>(std::max(scaled, -1000.0)));
     }
     total += c.p;
   }

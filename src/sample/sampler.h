@@ -64,7 +64,8 @@ class Sampler {
   void apply_top_k();
   void apply_top_p();
   void apply_min_p();
-  int32_t draw(float max_logit);
+  // Draws from exp((logit - max_logit) / temperature); weights_ready: p already holds them.
+  int32_t draw(float max_logit, bool weights_ready);
 
   SamplingParams params_;
   int32_t vocab_size_;

@@ -64,7 +64,30 @@ void check_special_id(TokenId id, size_t n, const char* field) {
                   " = ", id, " is outside the vocab (", n, " tokens)");
 }
 
+constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
 }  // namespace
+
+// A doubly linked list of pieces over the chunk; merging folds the right piece into the left.
+// Candidate merges are adjacent pairs whose concatenation is a token, best first: highest
+// token score, ties to the leftmost pair. Entries go stale when a neighbour merges; `len`
+// detects that (a live pair's lengths still add up to it).
+struct SpmTokenizer::Scratch {
+  struct Symbol {
+    size_t begin;
+    size_t len;  // 0 once merged into its left neighbour
+    size_t prev;
+    size_t next;
+  };
+  struct Bigram {
+    float score;
+    size_t left;
+    size_t right;
+    size_t len;
+  };
+  std::vector<Symbol> symbols;
+  std::vector<Bigram> queue;
+};
 
 SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
   const size_t n = vocab_.size();
@@ -86,11 +109,8 @@ SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
     if (std::isnan(score)) score = -std::numeric_limits<float>::infinity();
   }
 
-  token_ids_.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    // Later ids overwrite earlier ones with the same text, as in llama.cpp.
-    token_ids_[vocab_.tokens[i]] = static_cast<TokenId>(i);
-  }
+  token_ids_ = TokenTable(vocab_.tokens);
+  pairs_ = CharPairSet(vocab_.tokens);
 
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (int b = 0; b < 256; ++b) {
@@ -125,10 +145,7 @@ SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
   }
 }
 
-TokenId SpmTokenizer::find_token(std::string_view text) const {
-  const auto it = token_ids_.find(text);
-  return it == token_ids_.end() ? kNoToken : it->second;
-}
+TokenId SpmTokenizer::find_token(std::string_view text) const { return token_ids_.find(text); }
 
 std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_special,
                                           bool parse_special) const {
@@ -138,6 +155,7 @@ std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_specia
   // The dummy prefix goes before the first text run and before every run that follows a
   // special token, as llama.cpp does.
   bool after_special = true;
+  Scratch scratch;
   for (const TextFragment& fragment :
        partition_special_tokens(text, vocab_, specials_, parse_special)) {
     if (!fragment.is_text()) {
@@ -148,7 +166,7 @@ std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_specia
     const std::string escaped =
         escape_spaces(text.substr(fragment.begin, fragment.end - fragment.begin),
                       vocab_.add_space_prefix && after_special);
-    encode_run(escaped, out);
+    encode_run(escaped, scratch, out);
     after_special = false;
   }
 
@@ -156,39 +174,47 @@ std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_specia
   return out;
 }
 
-void SpmTokenizer::encode_run(std::string_view text, std::vector<TokenId>& out) const {
-  constexpr size_t kNone = std::numeric_limits<size_t>::max();
-  // A doubly linked list of pieces over `text`; merging folds the right piece into the left.
-  struct Symbol {
-    size_t begin;
-    size_t len;  // 0 once merged into its left neighbour
-    size_t prev;
-    size_t next;
-  };
-  std::vector<Symbol> symbols;
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t len =
-        std::min(utf8_sequence_length(static_cast<uint8_t>(text[pos])), text.size() - pos);
-    const size_t index = symbols.size();
-    symbols.push_back({pos, len, index == 0 ? kNone : index - 1, kNone});
-    if (index > 0) symbols[index - 1].next = index;
-    pos += len;
-  }
-  if (symbols.empty()) return;
+void SpmTokenizer::encode_run(std::string_view text, Scratch& scratch,
+                              std::vector<TokenId>& out) const {
+  size_t chunk_begin = 0;
+  std::string_view prev;
+  for_each_utf8_char(text, [&](size_t begin, size_t len) {
+    const std::string_view c = text.substr(begin, len);
+    if (!prev.empty() && !pairs_.contains(prev, c)) {
+      encode_chunk(text.substr(chunk_begin, begin - chunk_begin), scratch, out);
+      chunk_begin = begin;
+    }
+    prev = c;
+  });
+  if (chunk_begin < text.size()) encode_chunk(text.substr(chunk_begin), scratch, out);
+}
 
-  // Candidate merges of two adjacent pieces whose concatenation is a token. The best is the
-  // highest token score, ties going to the leftmost pair. Entries go stale when a neighbour
-  // merges; `len` detects that (a live pair's lengths still add up to it).
-  struct Bigram {
-    float score;
-    size_t left;
-    size_t right;
-    size_t len;
-  };
-  const auto lower_priority = [](const Bigram& a, const Bigram& b) {
+void SpmTokenizer::encode_chunk(std::string_view text, Scratch& scratch,
+                                std::vector<TokenId>& out) const {
+  // A single character needs no merging.
+  if (text.size() <= 4 && utf8_sequence_length(static_cast<uint8_t>(text[0])) >= text.size()) {
+    const TokenId id = find_token(text);
+    if (id != kNoToken) {
+      out.push_back(id);
+    } else {
+      append_fallback(text, out);
+    }
+    return;
+  }
+
+  auto& symbols = scratch.symbols;
+  auto& queue = scratch.queue;
+  symbols.clear();
+  queue.clear();
+  for_each_utf8_char(text, [&](size_t begin, size_t len) {
+    const size_t index = symbols.size();
+    symbols.push_back({begin, len, index == 0 ? kNone : index - 1, kNone});
+    if (index > 0) symbols[index - 1].next = index;
+  });
+
+  const auto lower_priority = [](const Scratch::Bigram& a, const Scratch::Bigram& b) {
     return a.score < b.score || (a.score == b.score && a.left > b.left);
   };
-  std::vector<Bigram> queue;
   const auto try_add = [&](size_t left, size_t right) {
     if (left == kNone || right == kNone) return;
     const size_t len = symbols[left].len + symbols[right].len;
@@ -202,11 +228,11 @@ void SpmTokenizer::encode_run(std::string_view text, std::vector<TokenId>& out) 
 
   while (!queue.empty()) {
     std::pop_heap(queue.begin(), queue.end(), lower_priority);
-    const Bigram best = queue.back();
+    const Scratch::Bigram best = queue.back();
     queue.pop_back();
 
-    Symbol& left = symbols[best.left];
-    Symbol& right = symbols[best.right];
+    auto& left = symbols[best.left];
+    auto& right = symbols[best.right];
     if (left.len == 0 || right.len == 0 || left.len + right.len != best.len) continue;
 
     left.len += right.len;

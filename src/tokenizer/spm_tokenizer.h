@@ -8,9 +8,10 @@
 #include <array>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "tokenizer/char_pair_set.h"
+#include "tokenizer/token_table.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmos {
@@ -32,13 +33,18 @@ class SpmTokenizer final : public Tokenizer {
   TokenId find_token(std::string_view text) const;
 
  private:
-  // Merges one escaped text run and appends its ids.
-  void encode_run(std::string_view text, std::vector<TokenId>& out) const;
+  struct Scratch;
+  // Merges one escaped text run and appends its ids. The run is cut, exactly, into chunks
+  // that no token can span (see pairs_), which keeps the merge queue small and local.
+  void encode_run(std::string_view text, Scratch& scratch, std::vector<TokenId>& out) const;
+  // The greedy merge itself, on one chunk.
+  void encode_chunk(std::string_view text, Scratch& scratch, std::vector<TokenId>& out) const;
   // Appends a piece that is not a token as byte tokens, or one unknown token.
   void append_fallback(std::string_view piece, std::vector<TokenId>& out) const;
 
-  // Keys view into vocab_.tokens, which never changes after construction.
-  std::unordered_map<std::string_view, TokenId> token_ids_;
+  // Both index vocab_.tokens, which never changes after construction.
+  TokenTable token_ids_;
+  CharPairSet pairs_;  // only where a pair is in here can a merge join two characters
   std::array<TokenId, 256> byte_tokens_{};  // kNoToken where the vocab has no token for a byte
   std::vector<TokenId> specials_;           // longest text first
   std::vector<std::string> pieces_;         // token_to_piece(id, special = false)

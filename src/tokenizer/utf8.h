@@ -17,6 +17,18 @@ inline size_t utf8_sequence_length(uint8_t lead) {
   return kLengths[lead >> 4];
 }
 
+// Calls f(begin, len) for each character of `text` as split by utf8_sequence_length (the last
+// one clipped to the end of the text).
+template <typename F>
+void for_each_utf8_char(std::string_view text, F&& f) {
+  for (size_t pos = 0; pos < text.size();) {
+    size_t len = utf8_sequence_length(static_cast<uint8_t>(text[pos]));
+    if (len > text.size() - pos) len = text.size() - pos;
+    f(pos, len);
+    pos += len;
+  }
+}
+
 // True when `text` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool utf8_is_valid(std::string_view text);
 

@@ -13,10 +13,9 @@ constexpr std::string_view kTokensKey = "tokenizer.ggml.tokens";
 constexpr std::string_view kScoresKey = "tokenizer.ggml.scores";
 constexpr std::string_view kTypesKey = "tokenizer.ggml.token_type";
 
-// The array under `key`, or null when absent; kFormat when it is not an array of `element`
-// with one entry per token.
-const gguf::Array* find_token_array(const gguf::File& file, std::string_view key,
-                                    gguf::ValueType element, size_t n_tokens) {
+// The array of `element` under `key`, or null when the key is absent; kFormat otherwise.
+const gguf::Array* find_array(const gguf::File& file, std::string_view key,
+                              gguf::ValueType element) {
   const gguf::Value* value = file.find(key);
   if (value == nullptr) return nullptr;
   const gguf::Array* array = value->as_array();
@@ -30,11 +29,30 @@ const gguf::Array* find_token_array(const gguf::File& file, std::string_view key
                 gguf::value_type_name(array->element_type), ", expected an array of ",
                 gguf::value_type_name(element));
   }
-  if (array->items.size() != n_tokens) {
+  return array;
+}
+
+// Like find_array, and the array must hold one entry per token.
+const gguf::Array* find_token_array(const gguf::File& file, std::string_view key,
+                                    gguf::ValueType element, size_t n_tokens) {
+  const gguf::Array* array = find_array(file, key, element);
+  if (array != nullptr && array->items.size() != n_tokens) {
     throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' has ",
                 array->items.size(), " entries, expected one per token (", n_tokens, ")");
   }
   return array;
+}
+
+// Item i of an array whose element type was checked; a stray item of another type (which the
+// reader never produces) is still an error rather than a crash.
+template <typename T>
+T entry(const gguf::File& file, std::string_view key, const gguf::Array& array, size_t i) {
+  const T* value = array.items[i].as<T>();
+  if (value == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(), ": key '", key, "' entry ", i,
+                " has type ", gguf::value_type_name(array.items[i].type()));
+  }
+  return *value;
 }
 
 // A special token id: absent or 0xFFFFFFFF (the converters' "none") -> kNoToken.
@@ -64,14 +82,9 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
   Vocab vocab;
   vocab.model = file.get_string(kModelKey);
 
-  const gguf::Value* tokens_value = file.find(kTokensKey);
-  if (tokens_value == nullptr) {
+  const gguf::Array* tokens = find_array(file, kTokensKey, gguf::ValueType::kString);
+  if (tokens == nullptr) {
     throw_error(StatusCode::kFormat, file.path(), ": missing required key '", kTokensKey, "'");
-  }
-  const gguf::Array* tokens = tokens_value->as_array();
-  if (tokens == nullptr || tokens->element_type != gguf::ValueType::kString) {
-    throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey,
-                "' must be an array of strings");
   }
   const size_t n = tokens->items.size();
   if (n == 0) throw_error(StatusCode::kFormat, file.path(), ": key '", kTokensKey, "' is empty");
@@ -92,14 +105,16 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
   }
 
   vocab.scores.assign(n, 0.0f);
-  if (const gguf::Array* scores = find_token_array(file, kScoresKey, gguf::ValueType::kFloat32, n)) {
-    for (size_t i = 0; i < n; ++i) vocab.scores[i] = *scores->items[i].as<float>();
+  const gguf::Array* scores = find_token_array(file, kScoresKey, gguf::ValueType::kFloat32, n);
+  if (scores != nullptr) {
+    for (size_t i = 0; i < n; ++i) vocab.scores[i] = entry<float>(file, kScoresKey, *scores, i);
   }
 
   vocab.types.assign(n, TokenType::kNormal);
-  if (const gguf::Array* types = find_token_array(file, kTypesKey, gguf::ValueType::kInt32, n)) {
+  const gguf::Array* types = find_token_array(file, kTypesKey, gguf::ValueType::kInt32, n);
+  if (types != nullptr) {
     for (size_t i = 0; i < n; ++i) {
-      const int32_t type = *types->items[i].as<int32_t>();
+      const int32_t type = entry<int32_t>(file, kTypesKey, *types, i);
       // Numbers this reader does not know are kept as "undefined" (as llama.cpp does) rather
       // than rejected, so files from newer converters still load.
       vocab.types[i] = type >= 0 && type <= static_cast<int32_t>(TokenType::kByte)
