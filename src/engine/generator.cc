@@ -35,7 +35,8 @@ Generator::Generator(LlamaModel& model, GenerateOptions options) : model_(model)
 
 GenerateResult Generator::generate(std::string_view prompt, const TokenCallback& on_token) {
   const Tokenizer& tok = model_.tokenizer();
-  return generate_tokens(tok.encode(prompt, tok.vocab().add_bos), on_token);
+  // BOS (and EOS, for the rare vocabularies that ask for it) as the vocabulary specifies.
+  return generate_tokens(tok.encode(prompt, /*add_special=*/true), on_token);
 }
 
 GenerateResult Generator::generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token) {

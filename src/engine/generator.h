@@ -41,7 +41,8 @@ class Generator {
  public:
   Generator(LlamaModel& model, GenerateOptions options);
 
-  // Generates a continuation of `prompt` (BOS is prepended when the vocabulary adds one).
+  // Generates a continuation of `prompt`, tokenized with the special tokens the vocabulary
+  // adds (BOS for Llama-style vocabularies).
   GenerateResult generate(std::string_view prompt, const TokenCallback& on_token = nullptr);
   // Same, from token ids (no BOS is added).
   GenerateResult generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token = nullptr);
