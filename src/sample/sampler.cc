@@ -12,16 +12,35 @@ namespace {
 // Largest vocabulary accepted: far above any real model (~256k), small enough that a corrupt
 // size cannot trigger a multi-gigabyte candidate buffer.
 constexpr int32_t kMaxVocab = 1 << 24;
-// First batch of candidates sorted when top-p runs without top-k; doubled as needed.
+// First batch of candidates sorted when top-p runs without top-k; later batches grow.
 constexpr size_t kTopPFirstBatch = 64;
 
 bool finite_nonneg(float x) { return std::isfinite(x) && x >= 0.0f; }
 
+// Descending logit, then ascending id: a strict total order, so partial sorts are reproducible.
+bool before(const auto& a, const auto& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// Moves the (mid - first) best of [first, last) to [first, mid), sorted. A heap-based
+// partial_sort is cheapest for a short prefix; for a long one, selecting with nth_element and
+// sorting only the selected part avoids the many heap updates.
+template <typename It>
+void sort_best(It first, It mid, It last) {
+  auto cmp = [](const auto& a, const auto& b) { return before(a, b); };
+  if (mid - first <= 256) {
+    std::partial_sort(first, mid, last, cmp);
+  } else {
+    std::nth_element(first, mid, last, cmp);
+    std::sort(first, mid, cmp);
+  }
+}
+
 }  // namespace
 
 void SamplingParams::validate() const {
-  LLMOS_CHECK_ARG(finite_nonneg(temperature), "SamplingParams.temperature must be finite and >= 0, got ",
-                  temperature);
+  LLMOS_CHECK_ARG(finite_nonneg(temperature),
+                  "SamplingParams.temperature must be finite and >= 0, got ", temperature);
   LLMOS_CHECK_ARG(top_p > 0.0f && top_p <= 1.0f, "SamplingParams.top_p must be in (0, 1], got ",
                   top_p);
   LLMOS_CHECK_ARG(min_p >= 0.0f && min_p <= 1.0f, "SamplingParams.min_p must be in [0, 1], got ",
@@ -58,8 +77,8 @@ double Sampler::uniform01() {
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  LLMOS_CHECK_ARG(logits.size() == static_cast<size_t>(vocab_size_), "Sampler: got ",
-                  logits.size(), " logits for a vocabulary of ", vocab_size_);
+  LLMOS_CHECK_ARG(logits.size() == static_cast<size_t>(vocab_size_), "Sampler: got ", logits.size(),
+                  " logits for a vocabulary of ", vocab_size_);
   return sample(logits.data(), history);
 }
 
@@ -128,27 +147,6 @@ int32_t Sampler::argmax() const {
   }
   return candidates_[best].id;
 }
-
-namespace {
-// Descending logit, then ascending id: a strict total order, so partial sorts are reproducible.
-bool before(const auto& a, const auto& b) {
-  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
-}
-
-// Moves the (mid - first) best of [first, last) to [first, mid), sorted. A heap-based
-// partial_sort is cheapest for a short prefix; for a long one, selecting with nth_element and
-// sorting only the selected part avoids the many heap updates.
-template <typename It>
-void sort_best(It first, It mid, It last) {
-  auto cmp = [](const auto& a, const auto& b) { return before(a, b); };
-  if (mid - first <= 256) {
-    std::partial_sort(first, mid, last, cmp);
-  } else {
-    std::nth_element(first, mid, last, cmp);
-    std::sort(first, mid, cmp);
-  }
-}
-}  // namespace
 
 void Sampler::apply_top_k() {
   const int32_t k = params_.top_k;

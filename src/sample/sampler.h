@@ -14,10 +14,10 @@
 namespace llmos {
 
 struct SamplingParams {
-  float temperature = 0.8f;   // 0 = greedy
-  int32_t top_k = 40;         // <= 0 or >= vocab: disabled
-  float top_p = 0.95f;        // 1: disabled
-  float min_p = 0.05f;        // 0: disabled
+  float temperature = 0.8f;     // 0 = greedy
+  int32_t top_k = 40;           // <= 0 or >= vocab: disabled
+  float top_p = 0.95f;          // 1: disabled
+  float min_p = 0.05f;          // 0: disabled
   float repeat_penalty = 1.0f;  // 1: disabled; applied to the last repeat_last_n tokens
   int32_t repeat_last_n = 64;   // 0: disabled
   uint64_t seed = 0;
@@ -54,8 +54,8 @@ class Sampler {
     float logit;
     float p;  // weight exp(logit - max_logit) once computed; a "penalised" flag before that
   };
-  uint64_t next_random();   // splitmix64 state step
-  double uniform01();       // [0, 1) with 53 random bits
+  uint64_t next_random();  // splitmix64 state step
+  double uniform01();      // [0, 1) with 53 random bits
 
   // Copies logits into candidates_ (index == id), rejecting NaN/+inf and all -inf.
   void load_candidates(const float* logits);
