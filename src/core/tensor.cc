@@ -138,6 +138,24 @@ Tensor Tensor::slice_rows(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::narrow(int dim, int64_t begin, int64_t end) const {
+  if (dim < 0) dim += ndim_;
+  LLMOS_CHECK_ARG(dim >= 0 && dim < ndim_, "narrow: dimension ", dim, " out of range for rank ", ndim_);
+  LLMOS_CHECK_ARG(0 <= begin && begin <= end && end <= shape_[dim], "narrow [", begin, ", ", end,
+                  ") out of range for dimension ", dim, " of size ", shape_[dim]);
+  Tensor t = *this;
+  t.shape_[dim] = end - begin;
+  if (dim == ndim_ - 1) {
+    const int64_t block = dtype_block_size(dtype_);
+    LLMOS_CHECK_ARG(begin % block == 0 && end % block == 0, "narrow [", begin, ", ", end, ") of a ",
+                    dtype_name(dtype_), " row must start and end on a block boundary");
+    t.data_ = static_cast<char*>(data_) + dtype_row_bytes(dtype_, begin);
+  } else {
+    t.data_ = static_cast<char*>(data_) + begin * strides_[dim];
+  }
+  return t;
+}
+
 Tensor Tensor::reshape(const std::vector<int64_t>& shape) const {
   LLMOS_CHECK_ARG(is_contiguous(), "reshape of a non-contiguous tensor ", describe());
   Tensor t = *this;

@@ -56,6 +56,10 @@ class Tensor {
 
   // Views (no copy). slice_rows works on dimension 0.
   Tensor slice_rows(int64_t begin, int64_t end) const;
+  // [begin, end) along dimension `dim` (negative counts from the end). Narrowing an inner
+  // dimension gives a strided (non-contiguous) view, e.g. the k part of a fused qkv row; on the
+  // last dimension of a block-quantized tensor both ends must fall on block boundaries.
+  Tensor narrow(int dim, int64_t begin, int64_t end) const;
   Tensor reshape(const std::vector<int64_t>& shape) const;  // contiguous tensors only
 
   // Deep copy into owned host memory.

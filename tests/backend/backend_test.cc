@@ -64,6 +64,34 @@ TEST(BackendFrontEnd, RejectsMalformedOperands) {
   expect_invalid([&] { backend->gather_rows(gate, rows, dst); }, "row 3");
 }
 
+TEST(BackendOps, StridedActivationsGiveTheSameResultAsContiguousCopies) {
+  auto backend = create_backend({Device::cpu(), 2});
+  Tensor w = Tensor::empty({5, 16}, DType::kF32);
+  Tensor wide = Tensor::empty({3, 40}, DType::kF32);
+  for (int64_t i = 0; i < w.numel(); ++i) w.data_as<float>()[i] = static_cast<float>((i * 7) % 11) - 5.0f;
+  for (int64_t i = 0; i < wide.numel(); ++i) wide.data_as<float>()[i] = static_cast<float>((i * 5) % 13) - 6.0f;
+  Tensor x = wide.narrow(1, 8, 24);  // [3, 16] with a row stride of 40
+  ASSERT_FALSE(x.is_contiguous());
+  Tensor y_wide = Tensor::zeros({3, 9}, DType::kF32);
+  Tensor y = y_wide.narrow(1, 2, 7);   // [3, 5] with a row stride of 9
+  backend->matmul(w, nullptr, x, y);
+  Tensor y_ref = Tensor::zeros({3, 5}, DType::kF32);
+  backend->matmul(w, nullptr, x.clone(), y_ref);
+  for (int64_t r = 0; r < 3; ++r) {
+    for (int64_t j = 0; j < 5; ++j) {
+      EXPECT_EQ(static_cast<const float*>(y.row(r))[j], y_ref.data_as<float>()[r * 5 + j]);
+    }
+    EXPECT_EQ(static_cast<const float*>(y_wide.row(r))[0], 0.0f) << "wrote outside the view";
+    EXPECT_EQ(static_cast<const float*>(y_wide.row(r))[8], 0.0f) << "wrote outside the view";
+  }
+  Tensor norm_w = Tensor::empty({16}, DType::kF32);
+  for (int64_t i = 0; i < 16; ++i) norm_w.data_as<float>()[i] = 1.0f + 0.1f * static_cast<float>(i);
+  Tensor n1 = Tensor::zeros({3, 16}, DType::kF32), n2 = Tensor::zeros({3, 16}, DType::kF32);
+  backend->rms_norm(x, norm_w, 1e-5f, n1);
+  backend->rms_norm(x.clone(), norm_w, 1e-5f, n2);
+  for (int64_t i = 0; i < n1.numel(); ++i) EXPECT_EQ(n1.data_as<float>()[i], n2.data_as<float>()[i]);
+}
+
 TEST(BackendFrontEnd, RejectsKvWritesOutsideTheCache) {
   auto backend = create_backend({Device::cpu(), 1});
   KvCacheSpec spec;

@@ -277,6 +277,38 @@ TEST(Tensor, RowOfBorrowedMatrix) {
   EXPECT_EQ(tail.row(1), data.data() + 18);
 }
 
+TEST(Tensor, NarrowInnerDimensionGivesAStridedView) {
+  Tensor t = Tensor::empty({3, 4, 6}, DType::kF32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data_as<float>()[i] = static_cast<float>(i);
+  Tensor v = t.narrow(2, 2, 5);  // columns 2..4 of every row
+  EXPECT_EQ(v.shape(), (std::vector<int64_t>{3, 4, 3}));
+  EXPECT_FALSE(v.is_contiguous());
+  EXPECT_EQ(v.data(), t.data_as<float>() + 2);
+  // Row r of the view is row r of the original, shifted by two elements.
+  for (int64_t r = 0; r < v.rows(); ++r) {
+    EXPECT_EQ(static_cast<const float*>(v.row(r))[0], static_cast<float>(r * 6 + 2)) << r;
+  }
+  Tensor c = v.clone();
+  EXPECT_TRUE(c.is_contiguous());
+  for (int64_t r = 0; r < c.rows(); ++r) {
+    for (int64_t j = 0; j < 3; ++j) EXPECT_EQ(c.data_as<float>()[r * 3 + j], static_cast<float>(r * 6 + 2 + j));
+  }
+  EXPECT_THROW(v.reshape({36}), Error);
+
+  Tensor m = t.narrow(1, 1, 3);  // a middle dimension: rows 1 and 2 of each 4-row slab
+  EXPECT_FALSE(m.is_contiguous());
+  EXPECT_EQ(static_cast<const float*>(m.row(2))[0], static_cast<float>(1 * 24 + 1 * 6));
+  EXPECT_EQ(t.narrow(-3, 1, 2).shape(), (std::vector<int64_t>{1, 4, 6}));
+  EXPECT_TRUE(t.narrow(0, 1, 2).is_contiguous());
+
+  EXPECT_THROW(t.narrow(3, 0, 1), Error);
+  EXPECT_THROW(t.narrow(2, 4, 7), Error);
+  EXPECT_THROW(t.narrow(2, 3, 2), Error);
+  Tensor q = Tensor::empty({2, 64}, DType::kQ8_0);
+  EXPECT_EQ(q.narrow(1, 32, 64).data(), static_cast<char*>(q.data()) + 34);
+  EXPECT_THROW(q.narrow(1, 16, 64), Error);
+}
+
 TEST(Tensor, Describe) {
   EXPECT_EQ(Tensor::empty({512, 64}, DType::kF32).describe(), "f32[512, 64]");
   EXPECT_EQ(Tensor::empty({2, 256}, DType::kQ4_K).describe(), "q4_K[2, 256]");
