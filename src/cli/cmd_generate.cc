@@ -28,7 +28,7 @@ int run_generate(int argc, char** argv) {
              {"", "--repeat-last-n", "N", "tokens the penalty looks back over (default 64)"},
              {"", "--seed", "S", "random seed (default: random, printed on stderr)"},
              {"-t", "--threads", "N", "CPU threads (default: all)"},
-             {"", "--kv-dtype", "TYPE", "KV cache type: f32, f16, bf16 (default f32)"},
+             {"", "--kv-dtype", "TYPE", "KV cache type: f32, f16, bf16 (default f16)"},
              {"", "--device", "DEV", "cpu (default) or cuda[:N]"},
              {"", "--ignore-eos", "", "keep generating after the end-of-sequence token"}});
   GenerateOptions options;
@@ -51,7 +51,7 @@ int run_generate(int argc, char** argv) {
     options.sampling.repeat_last_n = static_cast<int32_t>(args.get_int("--repeat-last-n", 64, 0, 1 << 24));
     options.sampling.seed = args.get_u64("--seed", std::random_device{}());
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
-    kv_dtype = args.get_or("--kv-dtype", "f32");
+    kv_dtype = args.get_or("--kv-dtype", "f16");
     auto parsed = dtype_from_name(kv_dtype);
     if (!parsed || (*parsed != DType::kF32 && *parsed != DType::kF16 && *parsed != DType::kBF16)) {
       throw UsageError{"option --kv-dtype must be f32, f16 or bf16, got '" + kv_dtype + "'"};
@@ -81,8 +81,10 @@ int run_generate(int argc, char** argv) {
               << "', " << model->config().num_layers << " layers, vocab " << model->config().vocab_size
               << ", backend " << backend->name() << ", seed " << options.sampling.seed << "\n";
     Generator generator(*model, options);
+    // Everything that can be checked up front is, so an error never follows a printed prompt.
+    std::vector<TokenId> prompt_tokens = generator.prepare_prompt(prompt.value_or(""));
     std::cout << prompt.value_or("") << std::flush;
-    const GenerateResult result = generator.generate(prompt.value_or(""), [](TokenId, std::string_view piece) {
+    const GenerateResult result = generator.generate_tokens(std::move(prompt_tokens), [](TokenId, std::string_view piece) {
       std::cout << piece << std::flush;
       return true;
     });

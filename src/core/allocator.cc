@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include <unistd.h>
+
 #include "core/error.h"
 
 namespace llmos {
@@ -16,5 +18,12 @@ void* host_alloc(size_t size) {
 }
 
 void host_free(void* ptr) noexcept { std::free(ptr); }
+
+uint64_t host_physical_memory() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+}
 
 }  // namespace llmos

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace llmos {
@@ -12,6 +13,9 @@ inline constexpr size_t kHostAlignment = 64;
 // Allocates size bytes aligned to kHostAlignment; throws kOutOfMemory naming the size on failure.
 void* host_alloc(size_t size);
 void host_free(void* ptr) noexcept;
+
+// Physical memory of this machine in bytes (0 when the OS does not say).
+uint64_t host_physical_memory();
 
 struct HostDeleter {
   void operator()(void* p) const noexcept { host_free(p); }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
@@ -33,15 +34,20 @@ Generator::Generator(LlamaModel& model, GenerateOptions options) : model_(model)
   options_.sampling.validate();
 }
 
-GenerateResult Generator::generate(std::string_view prompt, const TokenCallback& on_token) {
-  const Tokenizer& tok = model_.tokenizer();
+std::vector<TokenId> Generator::prepare_prompt(std::string_view prompt) const {
   // BOS (and EOS, for the rare vocabularies that ask for it) as the vocabulary specifies.
-  return generate_tokens(tok.encode(prompt, /*add_special=*/true), on_token);
+  std::vector<TokenId> tokens = model_.tokenizer().encode(prompt, /*add_special=*/true);
+  check_prompt(tokens);
+  return tokens;
 }
 
-GenerateResult Generator::generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token) {
+int64_t Generator::cache_capacity(size_t prompt_tokens) const {
+  return std::min<int64_t>(model_.config().context_length,
+                           static_cast<int64_t>(prompt_tokens) + options_.max_tokens);
+}
+
+void Generator::check_prompt(const std::vector<TokenId>& prompt) const {
   const ModelConfig& config = model_.config();
-  const Tokenizer& tok = model_.tokenizer();
   LLMOS_CHECK_ARG(!prompt.empty(), "generate: the prompt is empty and the vocabulary adds no BOS token");
   for (TokenId id : prompt) {
     LLMOS_CHECK_ARG(id >= 0 && id < config.vocab_size, "generate: prompt token ", id,
@@ -49,13 +55,33 @@ GenerateResult Generator::generate_tokens(std::vector<TokenId> prompt, const Tok
   }
   LLMOS_CHECK_ARG(static_cast<int64_t>(prompt.size()) <= config.context_length, "generate: the prompt has ",
                   prompt.size(), " tokens, more than the context length ", config.context_length);
+  const int64_t capacity = cache_capacity(prompt.size());
+  const int64_t num_blocks = (capacity + options_.block_size - 1) / options_.block_size;
+  const KvCacheSpec spec = model_.kv_cache_spec(num_blocks, options_.block_size, options_.kv_dtype);
+  const uint64_t kv_bytes = static_cast<uint64_t>(spec.block_bytes()) * static_cast<uint64_t>(num_blocks);
+  const uint64_t physical = host_physical_memory();
+  if (physical != 0 && kv_bytes > physical) {
+    throw_error(StatusCode::kOutOfMemory, "generate: a ", dtype_name(options_.kv_dtype), " KV cache for ", capacity,
+                " tokens needs ", kv_bytes >> 20, " MiB, more than this machine's ", physical >> 20,
+                " MiB; ask for fewer tokens or a smaller KV dtype");
+  }
+}
+
+GenerateResult Generator::generate(std::string_view prompt, const TokenCallback& on_token) {
+  return generate_tokens(prepare_prompt(prompt), on_token);
+}
+
+GenerateResult Generator::generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token) {
+  const ModelConfig& config = model_.config();
+  const Tokenizer& tok = model_.tokenizer();
+  check_prompt(prompt);
 
   GenerateResult result;
   result.prompt_tokens = prompt;
-  const int64_t capacity = std::min<int64_t>(config.context_length,
-                                             static_cast<int64_t>(prompt.size()) + options_.max_tokens);
+  const int64_t capacity = cache_capacity(prompt.size());
   const int64_t num_blocks = (capacity + options_.block_size - 1) / options_.block_size;
-  KvCache cache(model_.kv_cache_spec(num_blocks, options_.block_size, options_.kv_dtype), model_.backend());
+  const KvCacheSpec spec = model_.kv_cache_spec(num_blocks, options_.block_size, options_.kv_dtype);
+  KvCache cache(spec, model_.backend());
   // One sequence owns the whole cache, so its block table is simply 0, 1, 2, ...
   std::vector<int32_t> block_table(static_cast<size_t>(num_blocks));
   std::iota(block_table.begin(), block_table.end(), 0);

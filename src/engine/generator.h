@@ -18,7 +18,7 @@ struct GenerateOptions {
   int32_t max_tokens = 128;      // new tokens to generate
   SamplingParams sampling;
   bool stop_at_eos = true;
-  DType kv_dtype = DType::kF32;  // f32 keeps single-sequence generation exact
+  DType kv_dtype = DType::kF16;  // f32 and bf16 are selectable
   int block_size = 16;
   int32_t prefill_chunk = 512;   // prompt tokens per forward step
 };
@@ -47,7 +47,14 @@ class Generator {
   // Same, from token ids (no BOS is added).
   GenerateResult generate_tokens(std::vector<TokenId> prompt, const TokenCallback& on_token = nullptr);
 
+  // Tokenizes a prompt as generate() does and checks it would run (ids, context length, KV
+  // cache memory), throwing before any work is done; pass the result to generate_tokens().
+  std::vector<TokenId> prepare_prompt(std::string_view prompt) const;
+
  private:
+  void check_prompt(const std::vector<TokenId>& prompt) const;
+  int64_t cache_capacity(size_t prompt_tokens) const;
+
   LlamaModel& model_;
   GenerateOptions options_;
 };

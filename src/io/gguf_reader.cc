@@ -67,6 +67,7 @@ class Parser {
   uint64_t tensor_count_ = 0;
   uint64_t kv_count_ = 0;
   std::vector<uint64_t> key_offsets_;  // file offset of each metadata entry, for messages
+  uint64_t array_elements_ = 0;        // metadata array elements read so far (all arrays)
 
   uint64_t remaining() const { return f_.size_ - pos_; }
 
@@ -201,6 +202,13 @@ class Parser {
            " bytes per ", value_type_name(arr.element_type), " element but only ", remaining(),
            " bytes remain");
     }
+    // Each element becomes an in-memory Value, several times its encoded size: a budget on the
+    // total keeps a small file from demanding gigabytes.
+    if (count > kMaxMetadataArrayElements - array_elements_) {
+      fail(count_at, "array element count ", count, " of key '", key, "' takes the metadata past ",
+           kMaxMetadataArrayElements, " array elements in total, more than any model needs");
+    }
+    array_elements_ += count;
     arr.items.reserve(static_cast<size_t>(count));
     // Tokenizer vocabularies hold 100k+ strings or scalars: the common element types get a
     // tight loop (bounds were checked once above for scalars, per string for strings).

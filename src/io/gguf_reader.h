@@ -25,6 +25,9 @@ namespace llmos::gguf {
 
 inline constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as little-endian uint32
 inline constexpr uint32_t kDefaultAlignment = 32;
+// Upper bound on the elements of all metadata arrays of one file together. The largest real
+// vocabularies (262k tokens with scores and types, plus ~500k merges) need about 1.3M.
+inline constexpr uint64_t kMaxMetadataArrayElements = uint64_t{1} << 22;
 // Versions this reader accepts (v1 used 32-bit counts and is rejected with a clear message).
 inline constexpr uint32_t kMinVersion = 2;
 inline constexpr uint32_t kMaxVersion = 3;

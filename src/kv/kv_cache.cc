@@ -23,9 +23,11 @@ void KvCacheSpec::validate() const {
 KvCache::KvCache(const KvCacheSpec& spec, Backend& backend) : spec_(spec) {
   spec_.validate();
   const std::vector<int64_t> shape{spec.num_blocks, spec.num_kv_heads, spec.block_size, spec.head_dim};
+  // Not zeroed: attention only reads slots the step wrote first, and untouched pages of a large
+  // host allocation cost no physical memory until tokens reach them.
   for (int l = 0; l < spec.num_layers; ++l) {
-    k_.push_back(backend.alloc_zeros(shape, spec.dtype));
-    v_.push_back(backend.alloc_zeros(shape, spec.dtype));
+    k_.push_back(backend.alloc(shape, spec.dtype));
+    v_.push_back(backend.alloc(shape, spec.dtype));
   }
 }
 

@@ -22,7 +22,11 @@ LlamaModel::LlamaModel(gguf::File file, std::shared_ptr<Backend> backend)
     : file_(std::move(file)), backend_(std::move(backend)) {
   config_ = ModelConfig::from_gguf(file_);
   weights_ = ModelWeights::from_gguf(file_, config_, *backend_);
-  rope_ = make_rope_spec(config_, weights_.rope_freqs);
+  try {
+    rope_ = make_rope_spec(config_, weights_.rope_freqs);
+  } catch (const Error& e) {
+    throw_error(StatusCode::kFormat, file_.path(), ": ", e.message());
+  }
   tokenizer_ = Tokenizer::from_gguf(file_);
   if (static_cast<int64_t>(tokenizer_->vocab().size()) != config_.vocab_size) {
     throw_error(StatusCode::kFormat, file_.path(), ": tokenizer has ", tokenizer_->vocab().size(),

@@ -1,5 +1,7 @@
 #include "model/model_config.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace llmos {
@@ -33,7 +35,10 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   c.ffn_dim = file.get_int(a + "feed_forward_length");
   c.num_heads = file.get_int(a + "attention.head_count");
   c.num_kv_heads = file.get_int_or(a + "attention.head_count_kv", c.num_heads);
-  LLMOS_CHECK_ARG(c.num_heads > 0, file.path(), ": ", a, "attention.head_count must be positive");
+  if (c.num_heads <= 0) {
+    throw_error(StatusCode::kFormat, file.path(), ": ", a, "attention.head_count must be positive, got ",
+                c.num_heads);
+  }
   c.head_dim = file.get_int_or(a + "attention.key_length", c.dim / c.num_heads);
   const int64_t value_length = file.get_int_or(a + "attention.value_length", c.head_dim);
   if (value_length != c.head_dim) {
@@ -67,6 +72,11 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& file) {
   const gguf::Value* tokens = file.find("tokenizer.ggml.tokens");
   if (tokens != nullptr && tokens->as_array() != nullptr) {
     c.vocab_size = static_cast<int64_t>(tokens->as_array()->items.size());
+    const int64_t stated = file.get_int_or(a + "vocab_size", c.vocab_size);
+    if (stated != c.vocab_size) {
+      throw_error(StatusCode::kFormat, file.path(), ": ", a, "vocab_size is ", stated,
+                  " but tokenizer.ggml.tokens holds ", c.vocab_size, " tokens");
+    }
   } else {
     c.vocab_size = file.get_int(a + "vocab_size");
   }
@@ -96,10 +106,21 @@ void ModelConfig::validate() const {
   LLMOS_CHECK_ARG(rope_dim > 0 && rope_dim % 2 == 0 && rope_dim <= head_dim,
                   "rope.dimension_count ", rope_dim, " must be even and at most the head dimension ",
                   head_dim);
-  LLMOS_CHECK_ARG(norm_eps > 0.0f && norm_eps < 1.0f, "attention.layer_norm_rms_epsilon ", norm_eps,
+  LLMOS_CHECK_ARG(std::isfinite(norm_eps) && norm_eps > 0.0f && norm_eps < 1.0f, "attention.layer_norm_rms_epsilon ", norm_eps,
                   " must be in (0, 1)");
-  LLMOS_CHECK_ARG(rope_freq_base > 0.0f, "rope.freq_base must be positive, got ", rope_freq_base);
-  LLMOS_CHECK_ARG(rope_scale_factor > 0.0f, "rope.scaling.factor must be positive, got ", rope_scale_factor);
+  auto finite_positive = [](float v) { return std::isfinite(v) && v > 0.0f; };
+  LLMOS_CHECK_ARG(finite_positive(rope_freq_base), "rope.freq_base must be finite and positive, got ",
+                  rope_freq_base);
+  LLMOS_CHECK_ARG(finite_positive(rope_scale_factor), "rope.scaling.factor must be finite and positive, got ",
+                  rope_scale_factor);
+  if (rope_scaling == RopeScaling::kLlama3) {
+    LLMOS_CHECK_ARG(rope_original_context > 0, "rope.scaling.original_context_length must be positive, got ",
+                    rope_original_context);
+    LLMOS_CHECK_ARG(finite_positive(rope_low_freq_factor) && finite_positive(rope_high_freq_factor) &&
+                        rope_low_freq_factor < rope_high_freq_factor,
+                    "rope.scaling.low_freq_factor ", rope_low_freq_factor, " and high_freq_factor ",
+                    rope_high_freq_factor, " must be finite, positive and increasing");
+  }
 }
 
 }  // namespace llmos

@@ -1,5 +1,6 @@
 #include "model/random_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -133,6 +134,11 @@ gguf::Writer make_random_model(const RandomModelSpec& s) {
     w.add_tensor(p + "ffn_down.weight", random_tensor(rng, {s.dim, s.ffn_dim}, s.matrix_dtype, ffn_scale, 0.0));
   }
   w.add_tensor("output_norm.weight", random_tensor(rng, {s.dim}, DType::kF32, 0.1, 1.0));
+  if (!s.rope_freq_factors.empty()) {
+    Tensor factors = Tensor::empty({static_cast<int64_t>(s.rope_freq_factors.size())}, DType::kF32);
+    std::copy(s.rope_freq_factors.begin(), s.rope_freq_factors.end(), factors.data_as<float>());
+    w.add_tensor("rope_freqs.weight", factors);
+  }
   if (!s.tied_output) {
     w.add_tensor("output.weight", random_tensor(rng, {vocab, s.dim}, s.output_dtype, in_scale * 4.0, 0.0));
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "io/gguf_writer.h"
@@ -25,6 +26,7 @@ struct RandomModelSpec {
   int64_t rope_dim = 0;                 // 0: the head dimension
   std::string rope_scaling;             // "", "linear" or "llama3"
   float rope_scaling_factor = 1.0f;
+  std::vector<float> rope_freq_factors;  // non-empty: written as rope_freqs.weight [rope_dim / 2]
   bool tied_output = false;
   DType matrix_dtype = DType::kF32;     // attention and FFN matrices
   DType embedding_dtype = DType::kF32;  // token_embd

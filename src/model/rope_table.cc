@@ -40,7 +40,12 @@ RopeSpec make_rope_spec(const ModelConfig& config, const Tensor& freq_factors) {
         break;
       }
     }
-    if (freq_factors.defined()) f /= freq_factors.data_as<const float>()[i];
+    if (freq_factors.defined()) {
+      const float factor = freq_factors.data_as<const float>()[i];
+      LLMOS_CHECK_ARG(std::isfinite(factor) && factor > 0.0f, "rope_freqs.weight[", i, "] is ", factor,
+                      "; frequency factors must be finite and positive");
+      f /= factor;
+    }
     spec.inv_freq[static_cast<size_t>(i)] = static_cast<float>(f);
   }
   return spec;

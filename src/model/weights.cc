@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -42,7 +43,15 @@ class Binder {
       throw_error(StatusCode::kUnsupported, file_.path(), ": tensor '", info.name,
                   "' has integer dtype ", dtype_name(info.dtype), ", which is not a weight format");
     }
-    return backend_.upload(file_.tensor(info).reshape(shape));
+    Tensor view = file_.tensor(info).reshape(shape);
+    // GGUF allows general.alignment as small as 1, so a tensor's bytes may sit at an address
+    // that is not a multiple of its element size. Kernels read plain f32/f16/bf16 tensors
+    // through typed pointers; such a tensor is copied once into aligned memory instead.
+    const auto address = reinterpret_cast<uintptr_t>(view.data());
+    if (!dtype_is_quantized(info.dtype) && address % static_cast<uintptr_t>(dtype_block_bytes(info.dtype)) != 0) {
+      view = view.clone();
+    }
+    return backend_.upload(view);
   }
 
   const gguf::File& file_;
@@ -74,6 +83,14 @@ ModelWeights ModelWeights::from_gguf(const gguf::File& file, const ModelConfig& 
       layer.bq = bind.required(p + "attn_q.bias", {c.q_dim()}, true);
       layer.bk = bind.required(p + "attn_k.bias", {c.kv_dim()}, true);
       layer.bv = bind.required(p + "attn_v.bias", {c.kv_dim()}, true);
+    } else {
+      // Biases are all-or-nothing: one found only in a later layer would otherwise be ignored.
+      for (const char* bias : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+        if (file.find_tensor(p + bias) != nullptr) {
+          throw_error(StatusCode::kFormat, file.path(), ": tensor '", p, bias,
+                      "' is present but layer 0 has no attention biases");
+        }
+      }
     }
     layer.ffn_norm = bind.required(p + "ffn_norm.weight", {c.dim}, true);
     layer.w_gate = bind.required(p + "ffn_gate.weight", {c.ffn_dim, c.dim}, false);

@@ -2,9 +2,11 @@
 // comparable): repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
 // temperature == 0 is greedy (argmax after the penalty; lowest id wins ties; no random number
 // is drawn).
-// A Sampler owns its random generator: the same seed, params and logits give the same tokens on
-// every platform (the generator and the uniform draw are llmos's own, not <random>'s
-// implementation-defined distributions; candidate order is fixed by a strict total order).
+// A Sampler owns its random generator: the same seed, params and logits give the same tokens
+// run after run. The generator and the uniform draw are llmos's own (not <random>'s
+// implementation-defined distributions) and candidate order is a strict total order, so
+// across platforms only the last bit of libm's exp() can differ — enough to flip a draw that
+// lands exactly on a boundary between two tokens, and nothing else.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sys/wait.h>
 
+#include "model/random_model.h"
 #include "support/mini_json.h"
 #include "support/test_paths.h"
 
@@ -114,6 +115,17 @@ TEST(Cli, MalformedModelFileIsAClearError) {
   const RunResult r = run_cli({"info", "-m", path});
   EXPECT_EQ(r.status, 1);
   EXPECT_TRUE(contains(r.err, path)) << r.err;
+}
+
+TEST(Cli, PromptBeyondTheContextFailsBeforePrintingAnything) {
+  RandomModelSpec spec;
+  spec.context_length = 8;
+  const std::string path = test::temp_dir() + "/short-context.gguf";
+  write_random_model(spec, path);
+  const RunResult r = run_cli({"generate", "-m", path, "-p", "the big dog and the little cat went to the park"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(r.out.empty()) << r.out;
+  EXPECT_TRUE(contains(r.err, "more than the context length 8")) << r.err;
 }
 
 TEST(Cli, GreedyGenerationPrintsPromptAndReferenceContinuation) {

@@ -355,6 +355,26 @@ TEST(GgufMalformed, DuplicateTensorName) {
   EXPECT_OFFSET(m, 57);
 }
 
+// Metadata arrays are bounded in total, not only by the bytes left: every element becomes an
+// in-memory value many times its encoded size.
+TEST(GgufMalformed, MetadataArraysBeyondTheTotalBudget) {
+  const uint64_t each = kMaxMetadataArrayElements / 2 + 1;  // two of these exceed the budget
+  GgufBytes b;
+  b.header(3, 0, 2);
+  b.str("a").u32(kTypeArray).u32(0).u64(each).zeros(each);
+  const uint64_t second_count_at = b.bytes.size() + 8 + 1 + 4 + 4;
+  b.str("b").u32(kTypeArray).u32(0).u64(each).zeros(each);
+  const std::string m = format_error(b);
+  EXPECT_CONTAINS(m, "'b'");
+  EXPECT_CONTAINS(m, "array elements in total");
+  EXPECT_OFFSET(m, second_count_at);
+
+  GgufBytes ok;  // one of them alone is fine
+  ok.header(3, 0, 1);
+  ok.str("a").u32(kTypeArray).u32(0).u64(each).zeros(each);
+  EXPECT_EQ(parse_copy(ok.bytes).find("a")->as_array()->items.size(), each);
+}
+
 TEST(GgufMalformed, BadNDims) {
   for (uint32_t n : {0u, 5u, 1000u}) {
     GgufBytes b;

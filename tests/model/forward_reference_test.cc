@@ -73,6 +73,14 @@ std::vector<Case> cases() {
     s.seed = 15;
     out.push_back({"llama_linear_scaling_q8", s});
   }
+  {
+    RandomModelSpec s;  // head_dim 16: 8 rotary pairs, each with its own factor
+    s.rope_freq_factors = {1.0f, 1.5f, 2.0f, 3.0f, 5.0f, 8.0f, 8.0f, 8.0f};
+    s.rope_scaling = "linear";
+    s.rope_scaling_factor = 2.0f;
+    s.seed = 16;
+    out.push_back({"llama_rope_freqs_and_linear", s});
+  }
   return out;
 }
 
@@ -197,6 +205,41 @@ TEST_P(ForwardReference, HalfPrecisionKvCacheStaysClose) {
 
 INSTANTIATE_TEST_SUITE_P(Models, ForwardReference, ::testing::ValuesIn(cases()),
                          [](const auto& param_info) { return param_info.param.label; });
+
+// GGUF allows general.alignment = 1: tensor bytes may then sit at odd addresses in the
+// mapping. The model must give exactly the logits of the same weights laid out aligned (and
+// never read a misaligned float, which UBSan would report).
+TEST(ForwardLayout, UnalignedTensorDataGivesIdenticalLogits) {
+  RandomModelSpec spec;
+  spec.matrix_dtype = DType::kF16;
+  const std::string aligned_path = test::temp_dir() + "/aligned.gguf";
+  const std::string packed_path = test::temp_dir() + "/packed.gguf";
+  write_random_model(spec, aligned_path);
+  gguf::Writer packed = make_random_model(spec);
+  packed.set_alignment(1);
+  packed.write_file(packed_path);
+
+  std::shared_ptr<Backend> backend = create_backend({Device::cpu(), 2});
+  auto aligned = LlamaModel::load(aligned_path, backend);
+  auto unaligned = LlamaModel::load(packed_path, backend);
+  bool any_misaligned = false;
+  for (const auto& info : unaligned->file().tensors()) {
+    const auto address = reinterpret_cast<uintptr_t>(unaligned->file().tensor_data(info));
+    any_misaligned |= address % static_cast<uintptr_t>(dtype_block_bytes(info.dtype)) != 0;
+  }
+  ASSERT_TRUE(any_misaligned) << "the packed file happens to be aligned; the test checks nothing";
+
+  const std::vector<int32_t> tokens{1, 300, 301, 302, 303, 304};
+  auto logits_of = [&](LlamaModel& model) {
+    KvCache cache(model.kv_cache_spec(1, 16, DType::kF32), *backend);
+    Batch batch;
+    batch.add_sequence(tokens, 0, std::vector<int32_t>{0}, 16, Batch::Logits::kAll);
+    Tensor logits = Tensor::empty({static_cast<int64_t>(tokens.size()), model.config().vocab_size}, DType::kF32);
+    model.forward(batch, cache, logits);
+    return std::vector<float>(logits.data_as<float>(), logits.data_as<float>() + logits.numel());
+  };
+  EXPECT_EQ(logits_of(*aligned), logits_of(*unaligned));
+}
 
 TEST(ForwardErrors, RejectsInconsistentBatchesAndLogits) {
   RandomModelSpec spec;

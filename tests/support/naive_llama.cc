@@ -56,11 +56,12 @@ NaiveLlama::NaiveLlama(const gguf::File& file) : config_(ModelConfig::from_gguf(
   for (int64_t i = 0; i < half; ++i) {
     double freq = 1.0 / std::pow(static_cast<double>(config_.rope_freq_base),
                                  static_cast<double>(2 * i) / static_cast<double>(config_.rope_dim));
-    if (factors.size() > 0) {
-      freq /= factors(i);
-    } else if (config_.rope_scaling == RopeScaling::kLinear) {
+    // Per-dimension factors replace the llama3 formula (they encode it) but combine with
+    // linear scaling.
+    if (factors.size() > 0) freq /= factors(i);
+    if (config_.rope_scaling == RopeScaling::kLinear) {
       freq /= config_.rope_scale_factor;
-    } else if (config_.rope_scaling == RopeScaling::kLlama3) {
+    } else if (config_.rope_scaling == RopeScaling::kLlama3 && factors.size() == 0) {
       const double wavelen = 2.0 * std::numbers::pi / freq;
       const double old_ctx = static_cast<double>(config_.rope_original_context);
       if (wavelen > old_ctx / config_.rope_low_freq_factor) {

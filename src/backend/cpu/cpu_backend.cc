@@ -29,7 +29,30 @@ int64_t row_stride_floats(const Tensor& t) { return t.dim(0) > 1 ? t.stride_byte
 
 }  // namespace
 
-CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {}
+CpuBackend::CpuBackend(int num_threads)
+    : pool_(num_threads),
+      f32_scratch_(static_cast<size_t>(pool_.num_threads())),
+      f64_scratch_(static_cast<size_t>(pool_.num_threads())) {}
+
+void CpuBackend::reserve_scratch(size_t f32_count, size_t f64_count) {
+  // Called before a parallel section, on the calling thread only.
+  for (auto& s : f32_scratch_) {
+    if (s.size() < f32_count) s.resize(f32_count);
+  }
+  for (auto& s : f64_scratch_) {
+    if (s.size() < f64_count) s.resize(f64_count);
+  }
+}
+
+float* CpuBackend::f32_scratch(int thread, size_t count) {
+  LLMOS_ASSERT(f32_scratch_[static_cast<size_t>(thread)].size() >= count);
+  return f32_scratch_[static_cast<size_t>(thread)].data();
+}
+
+double* CpuBackend::f64_scratch(int thread, size_t count) {
+  LLMOS_ASSERT(f64_scratch_[static_cast<size_t>(thread)].size() >= count);
+  return f64_scratch_[static_cast<size_t>(thread)].data();
+}
 
 std::string CpuBackend::name() const { return "cpu (reference kernels, " + std::to_string(pool_.num_threads()) + " threads)"; }
 
@@ -65,9 +88,10 @@ void CpuBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Ten
   p.n = weight.dim(0);
   p.k = weight.dim(1);
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(p.k, 1));
-  pool_.parallel_for(p.n, grain, [&](int, int64_t begin, int64_t end) {
-    std::vector<float> scratch(static_cast<size_t>(p.k));
-    check_kernel(kernels::matmul_ref(p, begin, end, scratch.data()), "matmul_ref");
+  reserve_scratch(static_cast<size_t>(p.k), 0);
+  pool_.parallel_for(p.n, grain, [&](int thread, int64_t begin, int64_t end) {
+    float* scratch = f32_scratch(thread, static_cast<size_t>(p.k));
+    check_kernel(kernels::matmul_ref(p, begin, end, scratch), "matmul_ref");
   });
 }
 
@@ -151,9 +175,11 @@ void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer
   int32_t max_kv = 0;
   for (int32_t len : batch.kv_len) max_kv = std::max(max_kv, len);
   const int64_t items = batch.num_tokens() * num_heads;
-  pool_.parallel_for(items, 1, [&](int, int64_t begin, int64_t end) {
-    std::vector<double> scratch(static_cast<size_t>(std::max(max_kv, 1)));
-    check_kernel(kernels::paged_attention_ref(p, begin, end, scratch.data()), "paged_attention_ref");
+  const size_t scratch_count = static_cast<size_t>(std::max(max_kv, 1));
+  reserve_scratch(0, scratch_count);
+  pool_.parallel_for(items, 1, [&](int thread, int64_t begin, int64_t end) {
+    check_kernel(kernels::paged_attention_ref(p, begin, end, f64_scratch(thread, scratch_count)),
+                 "paged_attention_ref");
   });
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/thread_pool.h"
@@ -37,7 +38,14 @@ class CpuBackend final : public Backend {
   void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
 
  private:
+  // Per-thread scratch for the kernels, grown to the largest call seen (kernels never allocate).
+  float* f32_scratch(int thread, size_t count);
+  double* f64_scratch(int thread, size_t count);
+  void reserve_scratch(size_t f32_count, size_t f64_count);
+
   ThreadPool pool_;
+  std::vector<std::vector<float>> f32_scratch_;
+  std::vector<std::vector<double>> f64_scratch_;
 };
 
 }  // namespace llmos
