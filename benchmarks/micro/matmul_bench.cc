@@ -42,12 +42,12 @@ void BM_Matmul(benchmark::State& state, DType dtype) {
       benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-BENCHMARK_CAPTURE(BM_Matmul, f32, DType::kF32)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Matmul, f16, DType::kF16)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Matmul, q8_0, DType::kQ8_0)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Matmul, q4_0, DType::kQ4_0)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Matmul, q4_K, DType::kQ4_K)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Matmul, q6_K, DType::kQ6_K)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, f32, DType::kF32)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, f16, DType::kF16)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, q8_0, DType::kQ8_0)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, q4_0, DType::kQ4_0)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, q4_K, DType::kQ4_K)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Matmul, q6_K, DType::kQ6_K)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace llmos
