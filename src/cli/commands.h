@@ -6,5 +6,7 @@ namespace llmos::cli {
 
 int run_generate(int argc, char** argv);
 int run_info(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_perplexity(int argc, char** argv);
 
 }  // namespace llmos::cli

@@ -13,7 +13,9 @@ void print_usage(std::ostream& out) {
   out << "usage: llmos <command> [options]\n\n"
          "commands:\n"
          "  generate   generate text from a prompt\n"
-         "  info       describe a GGUF model file\n\n"
+         "  info       describe a GGUF model file\n"
+         "  tokenize   print the token ids of a text\n"
+         "  perplexity score a model on a text file (llama-perplexity method)\n\n"
          "Run 'llmos <command> --help' for a command's options.\n";
 }
 
@@ -34,6 +36,8 @@ int main(int argc, char** argv) {
   try {
     if (std::strcmp(command, "generate") == 0) return llmos::cli::run_generate(argc, argv);
     if (std::strcmp(command, "info") == 0) return llmos::cli::run_info(argc, argv);
+    if (std::strcmp(command, "tokenize") == 0) return llmos::cli::run_tokenize(argc, argv);
+    if (std::strcmp(command, "perplexity") == 0) return llmos::cli::run_perplexity(argc, argv);
   } catch (const std::exception& e) {
     // Commands report llmos::Error themselves; anything else (e.g. bad_alloc) ends up here.
     std::cerr << "llmos " << command << ": error: " << e.what() << "\n";

@@ -2,52 +2,20 @@
 // and exit status 2 for bad command lines, exit status 1 with a clear message for bad files.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
-#include <sys/wait.h>
 
 #include "model/random_model.h"
+#include "support/cli_runner.h"
 #include "support/mini_json.h"
 #include "support/test_paths.h"
 
 namespace llmos {
 namespace {
 
-struct RunResult {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs the CLI with arguments; stdout and stderr captured separately. `env` is a prefix of
-// VAR=value assignments.
-RunResult run_cli(const std::vector<std::string>& args, const std::string& env = "") {
-  const std::string err_path = test::temp_dir() + "/stderr.txt";
-  std::string cmd = env + " " + shell_quote(test::cli_path());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>" + shell_quote(err_path) + " </dev/null";
-  RunResult r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = test::read_file(err_path);
-  return r;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using RunResult = test::CliResult;
+using test::contains;
+using test::run_cli;
+using test::shell_quote;
 
 TEST(Cli, NoArgumentsPrintsUsageAndFails) {
   const RunResult r = run_cli({});
