@@ -20,7 +20,11 @@ int64_t add_builtin_vocab(gguf::Writer& writer) {
   const std::string space = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
   std::vector<std::string> tokens{"<unk>", "<s>", "</s>"};
   std::vector<int32_t> types{2, 3, 3};  // unknown, control, control
-  for (int b = 0; b < 256; ++b) {
+  // Byte-fallback tokens only for tab, newline and printable ASCII: whatever a random-weight
+  // model samples then prints as readable text, never invalid UTF-8 or terminal escapes.
+  // Other characters in a prompt fall back to <unk>.
+  for (int b = 0; b < 128; ++b) {
+    if (b != '\t' && b != '\n' && (b < 0x20 || b == 0x7F)) continue;
     char buf[8];
     std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
     tokens.emplace_back(buf);
@@ -41,7 +45,8 @@ int64_t add_builtin_vocab(gguf::Writer& writer) {
   }
   // Scores: longer pieces merge first, as in trained SentencePiece vocabularies.
   std::vector<float> scores(tokens.size(), 0.0f);
-  for (size_t i = 259; i < tokens.size(); ++i) {
+  const size_t first_piece = 3 + 97;  // after the control and byte tokens
+  for (size_t i = first_piece; i < tokens.size(); ++i) {
     scores[i] = static_cast<float>(tokens[i].size()) - static_cast<float>(i) * 1e-4f;
   }
   gguf::Array token_array{gguf::ValueType::kString, {}};

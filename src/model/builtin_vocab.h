@@ -1,6 +1,6 @@
-// llmos's built-in SentencePiece vocabulary for random-weight models: control tokens, the 256
-// byte-fallback tokens, printable ASCII characters, and common English words with every prefix
-// (so greedy BPE merges can reach each word).
+// llmos's built-in SentencePiece vocabulary for random-weight models: control tokens,
+// byte-fallback tokens for printable ASCII, tab and newline, printable ASCII characters, and
+// common English words with every prefix (so greedy BPE merges can reach each word).
 #pragma once
 
 #include "io/gguf_writer.h"
