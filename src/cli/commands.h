@@ -8,5 +8,6 @@ int run_generate(int argc, char** argv);
 int run_info(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
+int run_quantize(int argc, char** argv);
 
 }  // namespace llmos::cli

@@ -15,7 +15,8 @@ void print_usage(std::ostream& out) {
          "  generate   generate text from a prompt\n"
          "  info       describe a GGUF model file\n"
          "  tokenize   print the token ids of a text\n"
-         "  perplexity score a model on a text file (llama-perplexity method)\n\n"
+         "  perplexity score a model on a text file (llama-perplexity method)\n"
+         "  quantize   write a GGUF file with quantized weights\n\n"
          "Run 'llmos <command> --help' for a command's options.\n";
 }
 
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(command, "info") == 0) return llmos::cli::run_info(argc, argv);
     if (std::strcmp(command, "tokenize") == 0) return llmos::cli::run_tokenize(argc, argv);
     if (std::strcmp(command, "perplexity") == 0) return llmos::cli::run_perplexity(argc, argv);
+    if (std::strcmp(command, "quantize") == 0) return llmos::cli::run_quantize(argc, argv);
   } catch (const std::exception& e) {
     // Commands report llmos::Error themselves; anything else (e.g. bad_alloc) ends up here.
     std::cerr << "llmos " << command << ": error: " << e.what() << "\n";

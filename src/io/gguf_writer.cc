@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 
@@ -102,9 +104,11 @@ class Encoder {
   uint64_t pos_ = 0;
 };
 
+// A template only so that it need not name the private Writer::Entry.
+template <typename Entry>
 void emit(const Sink& sink, uint32_t alignment,
           const std::vector<std::pair<std::string, Value>>& metadata,
-          const std::vector<std::pair<std::string, Tensor>>& tensors) {
+          const std::vector<Entry>& tensors) {
   Encoder e(sink);
   const bool write_alignment = alignment != kDefaultAlignment;
   e.u32(kMagic);
@@ -122,18 +126,39 @@ void emit(const Sink& sink, uint32_t alignment,
     e.value(value);
   }
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    e.string(name);
-    e.u32(static_cast<uint32_t>(t.ndim()));
-    for (int d = t.ndim() - 1; d >= 0; --d) e.u64(static_cast<uint64_t>(t.dim(d)));
-    e.u32(static_cast<uint32_t>(t.dtype()));
+  for (const Entry& t : tensors) {
+    e.string(t.name);
+    e.u32(static_cast<uint32_t>(t.shape.size()));
+    for (size_t d = t.shape.size(); d-- > 0;) e.u64(static_cast<uint64_t>(t.shape[d]));
+    e.u32(static_cast<uint32_t>(t.dtype));
     e.u64(offset);
-    offset = align_up(offset + static_cast<uint64_t>(t.nbytes()), alignment);
+    offset = align_up(offset + t.nbytes, alignment);
   }
   const uint64_t data_start = align_up(e.pos(), alignment);
   e.pad_to(data_start);
-  for (const auto& [name, t] : tensors) {
-    e.bytes(t.data(), static_cast<size_t>(t.nbytes()));
+  for (const Entry& t : tensors) {
+    const uint64_t begin = e.pos();
+    if (t.producer) {
+      // The producer's pieces go straight to the sink; a wrong total would shift every later
+      // tensor, so it is caught here before the next tensor starts.
+      uint64_t produced = 0;
+      const ByteSink piece = [&](const void* p, size_t n) {
+        produced += n;
+        if (produced > t.nbytes) {
+          throw_error(StatusCode::kInternal, "gguf::Writer: producer of tensor '", t.name,
+                      "' wrote more than its ", t.nbytes, " bytes");
+        }
+        e.bytes(p, n);
+      };
+      t.producer(piece);
+      if (produced != t.nbytes) {
+        throw_error(StatusCode::kInternal, "gguf::Writer: producer of tensor '", t.name, "' wrote ",
+                    produced, " bytes, expected ", t.nbytes);
+      }
+    } else {
+      e.bytes(t.tensor.data(), static_cast<size_t>(t.nbytes));
+    }
+    LLMOS_ASSERT(e.pos() - begin == t.nbytes);
     // Pad every tensor, the last included, so the section is a whole number of alignments.
     e.pad_to(data_start + align_up(e.pos() - data_start, alignment));
   }
@@ -165,12 +190,16 @@ void Writer::set(std::string key, Value value) {
   metadata_.emplace_back(std::move(key), std::move(value));
 }
 
-void Writer::add_tensor(std::string name, Tensor tensor) {
+void Writer::check_new_name(const std::string& name) const {
   LLMOS_CHECK_ARG(!name.empty(), "gguf::Writer::add_tensor: tensor name is empty");
   for (const auto& entry : tensors_) {
-    LLMOS_CHECK_ARG(entry.first != name, "gguf::Writer::add_tensor: duplicate tensor name '", name,
+    LLMOS_CHECK_ARG(entry.name != name, "gguf::Writer::add_tensor: duplicate tensor name '", name,
                     "'");
   }
+}
+
+void Writer::add_tensor(std::string name, Tensor tensor) {
+  check_new_name(name);
   LLMOS_CHECK_ARG(tensor.defined(), "gguf::Writer::add_tensor: tensor '", name, "' is undefined");
   LLMOS_CHECK_ARG(tensor.device().is_cpu(), "gguf::Writer::add_tensor: tensor '", name, "' is on ",
                   device_name(tensor.device()), "; only host tensors can be written");
@@ -183,7 +212,50 @@ void Writer::add_tensor(std::string name, Tensor tensor) {
     LLMOS_CHECK_ARG(tensor.dim(d) > 0, "gguf::Writer::add_tensor: tensor '", name,
                     "' has an empty dimension ", d, " (", tensor.describe(), ")");
   }
-  tensors_.emplace_back(std::move(name), std::move(tensor));
+  Entry entry;
+  entry.name = std::move(name);
+  entry.shape = tensor.shape();
+  entry.dtype = tensor.dtype();
+  entry.nbytes = static_cast<uint64_t>(tensor.nbytes());
+  entry.tensor = std::move(tensor);
+  tensors_.push_back(std::move(entry));
+}
+
+void Writer::add_tensor(std::string name, std::vector<int64_t> shape, DType dtype,
+                        TensorProducer producer) {
+  check_new_name(name);
+  LLMOS_CHECK_ARG(static_cast<bool>(producer), "gguf::Writer::add_tensor: tensor '", name,
+                  "' has no producer");
+  LLMOS_CHECK_ARG(dtype_from_ggml_id(static_cast<uint32_t>(dtype)).has_value(),
+                  "gguf::Writer::add_tensor: tensor '", name, "' has unknown dtype id ",
+                  static_cast<uint32_t>(dtype));
+  LLMOS_CHECK_ARG(!shape.empty() && shape.size() <= static_cast<size_t>(kMaxDims),
+                  "gguf::Writer::add_tensor: tensor '", name, "' has rank ", shape.size(),
+                  "; GGUF stores 1 to ", kMaxDims, " dimensions");
+  // The reader requires the element count and the byte size to fit in int64; so does this.
+  int64_t elements = 1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    LLMOS_CHECK_ARG(shape[d] > 0, "gguf::Writer::add_tensor: tensor '", name,
+                    "' has an empty or negative dimension ", d, " (", shape[d], ")");
+    LLMOS_CHECK_ARG(elements <= INT64_MAX / shape[d], "gguf::Writer::add_tensor: tensor '", name,
+                    "': the element count overflows int64");
+    elements *= shape[d];
+  }
+  const int64_t rows = elements / shape.back();
+  const int64_t block = dtype_block_size(dtype);
+  LLMOS_CHECK_ARG(shape.back() % block == 0, "gguf::Writer::add_tensor: tensor '", name,
+                  "': row length ", shape.back(), " is not a multiple of the ", dtype_name(dtype),
+                  " block size ", block);
+  const int64_t row_bytes = dtype_row_bytes(dtype, shape.back());
+  LLMOS_CHECK_ARG(rows <= INT64_MAX / row_bytes, "gguf::Writer::add_tensor: tensor '", name,
+                  "': the byte size overflows int64");
+  Entry entry;
+  entry.name = std::move(name);
+  entry.shape = std::move(shape);
+  entry.dtype = dtype;
+  entry.nbytes = static_cast<uint64_t>(rows * row_bytes);
+  entry.producer = std::move(producer);
+  tensors_.push_back(std::move(entry));
 }
 
 void Writer::set_alignment(uint32_t alignment) {

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -464,6 +466,123 @@ TEST(GgufWriter, ValidatesInputs) {
   EXPECT_EQ(f.tensors().size(), 1u);
   EXPECT_TRUE(f.metadata().empty());
   EXPECT_EQ(f.alignment(), 32u);
+}
+
+// add_tensor with a producer: the bytes are generated while the file is written, in pieces.
+// The file is identical to one written from the same bytes held in Tensors.
+TEST(GgufWriter, ProducedTensorsMatchTensorsHeldInMemory) {
+  const Tensor a = random_tensor({3, 64}, DType::kQ8_0, 11);
+  const Tensor b = random_tensor({5, 7}, DType::kF32, 12);
+  const Tensor c = random_tensor({2, 256}, DType::kQ4_K, 13);
+  for (uint32_t alignment : {32u, 1u, 64u}) {
+    Writer held;
+    Writer produced;
+    for (Writer* w : {&held, &produced}) {
+      w->set_alignment(alignment);
+      w->set("k", Value(std::string("v")));
+    }
+    held.add_tensor("a", a);
+    held.add_tensor("b", b);
+    held.add_tensor("c", c);
+    int calls = 0;
+    // `a` in single bytes, `b` in one piece, `c` row by row.
+    produced.add_tensor("a", a.shape(), a.dtype(), [&](const ByteSink& sink) {
+      ++calls;
+      for (int64_t i = 0; i < a.nbytes(); ++i) sink(a.data_as<uint8_t>() + i, 1);
+    });
+    produced.add_tensor("b", b);
+    produced.add_tensor("c", c.shape(), c.dtype(), [&](const ByteSink& sink) {
+      ++calls;
+      for (int64_t r = 0; r < c.rows(); ++r) sink(c.row(r), static_cast<size_t>(c.row_bytes()));
+    });
+    const std::vector<uint8_t> expect = held.to_bytes();
+    EXPECT_TRUE(produced.to_bytes() == expect) << "alignment " << alignment;
+    EXPECT_EQ(calls, 2);
+    const std::string path = test::temp_dir() + "/produced.gguf";
+    produced.write_file(path);
+    EXPECT_EQ(calls, 4);  // once per write
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<uint8_t> written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(written == expect) << "alignment " << alignment;
+  }
+}
+
+TEST(GgufWriter, ProducerErrorsLeaveNoFile) {
+  const std::string dir = test::temp_dir() + "/producer-errors";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/x.gguf";
+  const Tensor t = random_tensor({4, 32}, DType::kF32, 21);
+  auto expect_fails = [&](const TensorProducer& producer, StatusCode code, const std::string& part) {
+    Writer w;
+    w.add_tensor("first", t);
+    w.add_tensor("made", t.shape(), t.dtype(), producer);
+    w.add_tensor("last", t);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        if (attempt == 0) {
+          w.write_file(path);
+        } else {
+          (void)w.to_bytes();
+        }
+        ADD_FAILURE() << "expected an error mentioning " << part;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), code) << e.message();
+        EXPECT_CONTAINS(e.message(), part);
+      }
+    }
+    EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a partial or temporary file was left";
+  };
+  const auto bytes = static_cast<size_t>(t.nbytes());
+  expect_fails([&](const ByteSink& sink) { sink(t.data(), bytes - 4); }, StatusCode::kInternal,
+               "'made' wrote 508 bytes, expected 512");
+  expect_fails(
+      [&](const ByteSink& sink) {
+        sink(t.data(), bytes);
+        sink(t.data(), 1);
+      },
+      StatusCode::kInternal, "'made' wrote more than its 512 bytes");
+  expect_fails(
+      [&](const ByteSink& sink) {
+        sink(t.data(), 8);
+        throw_error(StatusCode::kFormat, "source went away");
+      },
+      StatusCode::kFormat, "source went away");
+  // A failed write does not leave an older file half-replaced either.
+  Writer ok;
+  ok.set("k", Value(uint32_t{7}));
+  ok.write_file(path);
+  Writer bad;
+  bad.add_tensor("made", {4}, DType::kF32, [](const ByteSink&) { throw_error(StatusCode::kIo, "boom"); });
+  EXPECT_THROW(bad.write_file(path), Error);
+  EXPECT_EQ(File::open(path).get_int("k"), 7);
+}
+
+TEST(GgufWriter, ValidatesProducedTensors) {
+  Writer w;
+  const TensorProducer none;
+  const TensorProducer zeros = [](const ByteSink& sink) {
+    static const uint8_t z[64] = {};
+    sink(z, sizeof(z));
+  };
+  w.add_tensor("ok", {16}, DType::kF32, zeros);
+  expect_invalid([&] { w.add_tensor("ok", {16}, DType::kF32, zeros); }, "duplicate tensor name 'ok'");
+  expect_invalid([&] { w.add_tensor("", {16}, DType::kF32, zeros); }, "name is empty");
+  expect_invalid([&] { w.add_tensor("p", {16}, DType::kF32, none); }, "'p' has no producer");
+  expect_invalid([&] { w.add_tensor("r0", {}, DType::kF32, zeros); }, "'r0' has rank 0");
+  expect_invalid([&] { w.add_tensor("r5", {1, 1, 1, 1, 16}, DType::kF32, zeros); }, "'r5' has rank 5");
+  expect_invalid([&] { w.add_tensor("e", {0, 16}, DType::kF32, zeros); }, "'e' has an empty or negative dimension 0");
+  expect_invalid([&] { w.add_tensor("n", {4, -16}, DType::kF32, zeros); }, "dimension 1");
+  expect_invalid([&] { w.add_tensor("blk", {2, 48}, DType::kQ4_K, zeros); }, "row length 48 is not a multiple");
+  expect_invalid([&] { w.add_tensor("id", {16}, static_cast<DType>(4), zeros); }, "unknown dtype id 4");
+  expect_invalid([&] { w.add_tensor("big", {int64_t{1} << 40, int64_t{1} << 40, 32}, DType::kF32, zeros); },
+                 "overflows int64");
+  // 2^63 elements overflow although their q4_0 bytes (about 2^62.2) would not.
+  expect_invalid([&] { w.add_tensor("elems", {int64_t{1} << 32, int64_t{1} << 31}, DType::kQ4_0, zeros); },
+                 "element count overflows int64");
+  auto bytes = std::make_shared<std::vector<uint8_t>>(w.to_bytes());
+  File f = File::parse(bytes, bytes->data(), bytes->size(), "v.gguf");
+  ASSERT_EQ(f.tensors().size(), 1u);
+  EXPECT_EQ(f.tensors()[0].nbytes, 64u);
 }
 
 TEST(GgufValue, ConversionsAreRangeChecked) {
