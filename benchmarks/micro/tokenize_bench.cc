@@ -46,6 +46,8 @@ void BM_Encode(benchmark::State& state, const char* vocab_name) {
 }
 
 BENCHMARK_CAPTURE(BM_Encode, llama_spm, "ggml-vocab-llama-spm.gguf")->Unit(benchmark::kMillisecond);
+// Byte-level BPE (GPT-2 vocab and its gpt-2 pre-tokenizer).
+BENCHMARK_CAPTURE(BM_Encode, gpt2_bpe, "ggml-vocab-gpt-2.gguf")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace llmos

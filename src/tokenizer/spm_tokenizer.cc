@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "tokenizer/special_partition.h"
 #include "tokenizer/utf8.h"
 
 namespace llmos {
@@ -89,11 +88,12 @@ struct SpmTokenizer::Scratch {
   std::vector<Bigram> queue;
 };
 
-SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
+SpmTokenizer::SpmTokenizer(Vocab vocab, const SpecialTokenKeys& keys)
+    : Tokenizer(std::move(vocab)) {
   const size_t n = vocab_.size();
   LLMOS_CHECK_ARG(n > 0, "vocab has no tokens");
-  LLMOS_CHECK_ARG(n <= static_cast<size_t>(std::numeric_limits<TokenId>::max()), "vocab has ",
-                  n, " tokens, more than a TokenId can index");
+  LLMOS_CHECK_ARG(n <= static_cast<size_t>(std::numeric_limits<TokenId>::max()), "vocab has ", n,
+                  " tokens, more than a TokenId can index");
   if (vocab_.scores.empty()) vocab_.scores.assign(n, 0.0f);
   if (vocab_.types.empty()) vocab_.types.assign(n, TokenType::kNormal);
   LLMOS_CHECK_ARG(vocab_.scores.size() == n, "vocab.scores has ", vocab_.scores.size(),
@@ -122,27 +122,38 @@ SpmTokenizer::SpmTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)) {
     byte_tokens_[b] = id;
   }
 
-  specials_ = special_tokens_longest_first(vocab_);
+  special_ = resolve_special_tokens(vocab_, keys);
 
+  // What llama.cpp's token-to-piece cache holds (special = true); token_to_piece() blanks
+  // control and unknown tokens when special is false.
   pieces_.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string& text = vocab_.tokens[i];
-    switch (vocab_.types[i]) {
-      case TokenType::kNormal:
-        pieces_[i] = unescape_spaces(text);
-        break;
-      case TokenType::kByte: {
-        const int byte = parse_byte_token(text);
-        pieces_[i] = byte >= 0 ? std::string(1, static_cast<char>(byte)) : unescape_spaces(text);
-        break;
-      }
-      case TokenType::kUserDefined:
-        pieces_[i] = text;
-        break;
-      default:  // control, unknown, unused, undefined: not printed
-        break;
-    }
+    const TokenAttrs attrs = special_.attrs[i];
+    if ((attrs & kAttrSpecial) != 0) {
+      pieces_[i] = text;
+    } else if ((attrs & kAttrNormal) != 0) {
+      pieces_[i] = unescape_spaces(text);
+    } else if ((attrs & kAttrByte) != 0) {
+      const int byte = parse_byte_token(text);
+      pieces_[i] = byte >= 0 ? std::string(1, static_cast<char>(byte)) : unescape_spaces(text);
+    }  // unused, undefined: not printed
   }
+}
+
+std::unique_ptr<SpmTokenizer> SpmTokenizer::from_gguf(const gguf::File& file) {
+  Vocab vocab = Vocab::from_gguf(file);
+  if (vocab.model != "llama") {
+    throw_error(StatusCode::kUnsupported, file.path(), ": tokenizer model '", vocab.model,
+                "' (tokenizer.ggml.model) is not SentencePiece ('llama')");
+  }
+  const auto fill_default = [&](TokenId& id, TokenId fallback) {
+    if (id == kNoToken && static_cast<size_t>(fallback) < vocab.size()) id = fallback;
+  };
+  fill_default(vocab.bos, 1);
+  fill_default(vocab.eos, 2);
+  fill_default(vocab.unk, 0);
+  return std::make_unique<SpmTokenizer>(std::move(vocab), SpecialTokenKeys::from_gguf(file));
 }
 
 TokenId SpmTokenizer::find_token(std::string_view text) const { return token_ids_.find(text); }
@@ -156,8 +167,8 @@ std::vector<TokenId> SpmTokenizer::encode(std::string_view text, bool add_specia
   // special token, as llama.cpp does.
   bool after_special = true;
   Scratch scratch;
-  for (const TextFragment& fragment :
-       partition_special_tokens(text, vocab_, specials_, parse_special)) {
+  for (const TextFragment& fragment : partition_special_tokens(
+           text, vocab_.tokens, special_.attrs, special_.partition_order, parse_special)) {
     if (!fragment.is_text()) {
       out.push_back(fragment.token);
       after_special = true;
@@ -274,11 +285,14 @@ void SpmTokenizer::append_fallback(std::string_view piece, std::vector<TokenId>&
 std::string SpmTokenizer::token_to_piece(TokenId id, bool special) const {
   LLMOS_CHECK_ARG(id >= 0 && static_cast<size_t>(id) < vocab_.size(), "token id ", id,
                   " is outside the vocab (", vocab_.size(), " tokens)");
-  const TokenType type = vocab_.types[id];
-  if (special && (type == TokenType::kControl || type == TokenType::kUnknown)) {
-    return vocab_.tokens[id];
-  }
+  if (!special && (special_.attrs[id] & (kAttrControl | kAttrUnknown)) != 0) return {};
   return pieces_[id];
+}
+
+TokenAttrs SpmTokenizer::token_attrs(TokenId id) const {
+  LLMOS_CHECK_ARG(id >= 0 && static_cast<size_t>(id) < vocab_.size(), "token id ", id,
+                  " is outside the vocab (", vocab_.size(), " tokens)");
+  return special_.attrs[id];
 }
 
 std::string SpmTokenizer::decode(const std::vector<TokenId>& ids, bool special) const {

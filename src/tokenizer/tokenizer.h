@@ -1,6 +1,6 @@
-// Tokenizers read from a GGUF file's tokenizer.ggml.* keys. This scope is the
-// SentencePiece-style BPE used by Llama-2-family vocabularies (tokenizer.ggml.model = "llama");
-// the interface is shared with byte-level BPE ("gpt2"), which plugs in through from_gguf().
+// Tokenizers read from a GGUF file's tokenizer.ggml.* keys: SentencePiece-style BPE for
+// Llama-2-family vocabularies (tokenizer.ggml.model = "llama", spm_tokenizer.h) and byte-level
+// BPE for GPT-2-style ones ("gpt2": Llama 3, Qwen2, SmolLM, ...; bpe_tokenizer.h).
 // Behaviour follows llama.cpp's tokenizer for the same vocabulary (ids are identical), so that
 // GGUF files behave the same here as there.
 #pragma once
@@ -34,19 +34,22 @@ struct Vocab {
   std::vector<std::string> tokens;   // id -> text (SentencePiece uses U+2581 for space)
   std::vector<float> scores;         // id -> score (merge priority for SentencePiece)
   std::vector<TokenType> types;      // id -> attribute
+  std::vector<std::string> merges;   // tokenizer.ggml.merges ("left right", rank = index; BPE)
+  std::string pre;                   // tokenizer.ggml.pre: the BPE pre-tokenizer ("" if absent)
   TokenId bos = kNoToken;
   TokenId eos = kNoToken;
   TokenId unk = kNoToken;
   TokenId pad = kNoToken;
-  bool add_bos = false;              // tokenizer.ggml.add_bos_token (default true for "llama")
+  bool add_bos = false;              // tokenizer.ggml.add_bos_token (default true for "llama"
+                                     // and for Llama-3-style "gpt2" pre-tokenizers)
   bool add_eos = false;
   bool add_space_prefix = true;      // tokenizer.ggml.add_space_prefix (SentencePiece dummy prefix)
 
   size_t size() const { return tokens.size(); }
   // Reads and validates the tokenizer keys (kFormat naming the key on bad or missing data).
-  // Absent scores read as 0, absent types as kNormal, absent or 0xFFFFFFFF special ids as
-  // kNoToken. Empty token texts become "[EMPTY_<id>]" and unknown type numbers kUndefined, as
-  // llama.cpp does, so text lookups agree with it.
+  // Absent scores read as 0, absent types as kNormal, absent merges as none, absent or
+  // 0xFFFFFFFF special ids as kNoToken. Empty token texts become "[EMPTY_<id>]" and unknown
+  // type numbers kUndefined, as llama.cpp does, so text lookups agree with it.
   static Vocab from_gguf(const gguf::File& file);
 };
 
@@ -76,7 +79,9 @@ class Tokenizer {
   const Vocab& vocab() const { return vocab_; }
 
   // Reads the vocab and picks the implementation from tokenizer.ggml.model: "llama" ->
-  // SentencePiece BPE; another model -> kUnsupported naming it; no model key -> kFormat.
+  // SentencePiece BPE; "gpt2" -> byte-level BPE (kFormat without tokenizer.ggml.merges,
+  // kUnsupported naming an unknown tokenizer.ggml.pre); another model -> kUnsupported naming
+  // it; no model key -> kFormat.
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
 
  protected:

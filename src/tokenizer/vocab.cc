@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmos {
@@ -12,6 +13,8 @@ constexpr std::string_view kModelKey = "tokenizer.ggml.model";
 constexpr std::string_view kTokensKey = "tokenizer.ggml.tokens";
 constexpr std::string_view kScoresKey = "tokenizer.ggml.scores";
 constexpr std::string_view kTypesKey = "tokenizer.ggml.token_type";
+constexpr std::string_view kMergesKey = "tokenizer.ggml.merges";
+constexpr std::string_view kPreKey = "tokenizer.ggml.pre";
 
 // The array of `element` under `key`, or null when the key is absent; kFormat otherwise.
 const gguf::Array* find_array(const gguf::File& file, std::string_view key,
@@ -123,13 +126,25 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
     }
   }
 
+  const gguf::Array* merges = find_array(file, kMergesKey, gguf::ValueType::kString);
+  if (merges != nullptr) {
+    vocab.merges.reserve(merges->items.size());
+    for (size_t i = 0; i < merges->items.size(); ++i) {
+      vocab.merges.push_back(entry<std::string>(file, kMergesKey, *merges, i));
+    }
+  }
+  vocab.pre = file.get_string_or(kPreKey, "");
+
   vocab.bos = read_token_id(file, "tokenizer.ggml.bos_token_id", n);
   vocab.eos = read_token_id(file, "tokenizer.ggml.eos_token_id", n);
   vocab.unk = read_token_id(file, "tokenizer.ggml.unknown_token_id", n);
   vocab.pad = read_token_id(file, "tokenizer.ggml.padding_token_id", n);
 
   const bool is_spm = vocab.model == "llama";
-  vocab.add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", is_spm);
+  // llama.cpp adds BOS by default for SentencePiece and for Llama-3-style BPE vocabularies.
+  const bool bos_default =
+      is_spm || (vocab.model == "gpt2" && PreTokenizer::default_add_bos(vocab.pre));
+  vocab.add_bos = file.get_bool_or("tokenizer.ggml.add_bos_token", bos_default);
   vocab.add_eos = file.get_bool_or("tokenizer.ggml.add_eos_token", false);
   vocab.add_space_prefix = file.get_bool_or("tokenizer.ggml.add_space_prefix", is_spm);
   return vocab;

@@ -156,16 +156,76 @@ TEST(VocabGguf, MissingOrBadModel) {
 
 TEST(VocabGguf, UnsupportedModelIsNamed) {
   Image image;
-  image.writer.set("tokenizer.ggml.model", Value("gpt2"));
+  image.writer.set("tokenizer.ggml.model", Value("rwkv"));
   const gguf::File file = image.file();
   expect_error([&] { Tokenizer::from_gguf(file); }, StatusCode::kUnsupported,
-               "vocab.gguf: tokenizer model 'gpt2' is not supported yet");
+               "vocab.gguf: tokenizer model 'rwkv' is not supported yet");
 }
 
-TEST(VocabGguf, RealGpt2VocabIsUnsupported) {
+// A valid byte-level BPE ("gpt2") image: the llama Image with BPE tokens and merges.
+Image gpt2_image(const char* pre, bool with_merges = true) {
+  Image image;
+  image.writer.set("tokenizer.ggml.model", Value("gpt2"));
+  image.writer.set("tokenizer.ggml.tokens",
+                   Value(string_array({"a", "b", "ab", "\xC4\xA0", "<|end|>"})));
+  image.writer.set("tokenizer.ggml.token_type",
+                   Value(scalar_array<int32_t>(ValueType::kInt32, {1, 1, 1, 1, 3})));
+  if (with_merges) image.writer.set("tokenizer.ggml.merges", Value(string_array({"a b"})));
+  image.writer.set("tokenizer.ggml.bos_token_id", Value(uint32_t{4}));
+  image.writer.set("tokenizer.ggml.eos_token_id", Value(uint32_t{4}));
+  image.writer.set("tokenizer.ggml.unknown_token_id", Value(uint32_t{0xFFFFFFFF}));
+  if (pre != nullptr) image.writer.set("tokenizer.ggml.pre", Value(pre));
+  return image;
+}
+
+TEST(VocabGguf, Gpt2ModelIsByteLevelBpe) {
+  const Image image = gpt2_image("gpt-2");
+  const Vocab v = Vocab::from_gguf(image.file());
+  EXPECT_EQ(v.pre, "gpt-2");
+  EXPECT_EQ(v.merges, (std::vector<std::string>{"a b"}));
+  EXPECT_FALSE(v.add_bos);
+  const auto tok = Tokenizer::from_gguf(image.file());
+  EXPECT_EQ(tok->encode("ab a", true), (std::vector<TokenId>{2, 3, 0}));
+  EXPECT_EQ(tok->decode({2, 3, 0}), "ab a");
+}
+
+TEST(VocabGguf, Gpt2PreDefaults) {
+  // No tokenizer.ggml.pre: llama.cpp's "default" pre-tokenizer.
+  EXPECT_EQ(Vocab::from_gguf(gpt2_image(nullptr).file()).pre, "");
+  EXPECT_NO_THROW(Tokenizer::from_gguf(gpt2_image(nullptr).file()));
+  // Llama-3 style pre-tokenizers add BOS unless the file says otherwise.
+  EXPECT_TRUE(Vocab::from_gguf(gpt2_image("llama-bpe").file()).add_bos);
+  Image no_bos = gpt2_image("llama-bpe");
+  no_bos.writer.set("tokenizer.ggml.add_bos_token", Value(false));
+  EXPECT_FALSE(Vocab::from_gguf(no_bos.file()).add_bos);
+  const auto tok = Tokenizer::from_gguf(gpt2_image("llama-bpe").file());
+  EXPECT_EQ(tok->encode("ab", true), (std::vector<TokenId>{4, 2}));
+}
+
+TEST(VocabGguf, Gpt2NeedsMergesAndAKnownPre) {
+  const gguf::File f1 = gpt2_image("gpt-2", /*with_merges=*/false).file();
+  expect_error([&] { Tokenizer::from_gguf(f1); }, StatusCode::kFormat,
+               "vocab.gguf: missing required key 'tokenizer.ggml.merges'");
+
+  const gguf::File f2 = gpt2_image("rwkv-world").file();
+  expect_error([&] { Tokenizer::from_gguf(f2); }, StatusCode::kUnsupported,
+               "vocab.gguf: pre-tokenizer 'rwkv-world' (tokenizer.ggml.pre) is not supported");
+
+  Image bad_merges = gpt2_image("gpt-2");
+  bad_merges.writer.set("tokenizer.ggml.merges",
+                        Value(scalar_array<int32_t>(ValueType::kInt32, {1, 2})));
+  expect_format_error(bad_merges, "tokenizer.ggml.merges");
+  Image bad_pre = gpt2_image("gpt-2");
+  bad_pre.writer.set("tokenizer.ggml.pre", Value(uint32_t{2}));
+  expect_format_error(bad_pre, "tokenizer.ggml.pre");
+}
+
+TEST(VocabGguf, RealGpt2VocabLoads) {
   LLMOS_REQUIRE_SHARED("vocab/ggml-vocab-gpt-2.gguf");
   const gguf::File file = gguf::File::open(test::shared_path("vocab/ggml-vocab-gpt-2.gguf"));
-  expect_error([&] { Tokenizer::from_gguf(file); }, StatusCode::kUnsupported, "'gpt2'");
+  const auto tok = Tokenizer::from_gguf(file);
+  EXPECT_EQ(tok->vocab().model, "gpt2");
+  EXPECT_EQ(tok->encode("Hello world", false), (std::vector<TokenId>{15496, 995}));
 }
 
 TEST(VocabGguf, TokensMustBeANonEmptyStringArray) {
