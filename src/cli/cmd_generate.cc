@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "cli/args.h"
+#include "cli/cli_format.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
 #include "core/error.h"
@@ -33,7 +34,6 @@ int run_generate(int argc, char** argv) {
              {"", "--ignore-eos", "", "keep generating after the end-of-sequence token"}});
   GenerateOptions options;
   std::optional<std::string> prompt;
-  std::string kv_dtype;
   BackendOptions backend_options;
   try {
     args.parse(argc, argv, 2);
@@ -51,12 +51,7 @@ int run_generate(int argc, char** argv) {
     options.sampling.repeat_last_n = static_cast<int32_t>(args.get_int("--repeat-last-n", 64, 0, 1 << 24));
     options.sampling.seed = args.get_u64("--seed", std::random_device{}());
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
-    kv_dtype = args.get_or("--kv-dtype", "f16");
-    auto parsed = dtype_from_name(kv_dtype);
-    if (!parsed || (*parsed != DType::kF32 && *parsed != DType::kF16 && *parsed != DType::kBF16)) {
-      throw UsageError{"option --kv-dtype must be f32, f16 or bf16, got '" + kv_dtype + "'"};
-    }
-    options.kv_dtype = *parsed;
+    options.kv_dtype = parse_kv_dtype(args);
     options.stop_at_eos = !args.has("--ignore-eos");
     try {
       backend_options.device = parse_device(args.get_or("--device", "cpu"));

@@ -4,6 +4,7 @@
 
 #include "backend/cuda/cuda_probe.h"
 #include "cli/args.h"
+#include "cli/cli_format.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
 #include "core/error.h"
@@ -11,28 +12,6 @@
 #include "tokenizer/tokenizer.h"
 
 namespace llmos::cli {
-namespace {
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024.0 && u < 4) {
-    bytes /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.2f %s", bytes, units[u]);
-  return buf;
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-}  // namespace
-
 int run_info(int argc, char** argv) {
   Args args("info", "describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors",
             {{"-m", "--model", "PATH", "GGUF model (default: $LLMOS_MODEL)"},

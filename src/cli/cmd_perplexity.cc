@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "cli/args.h"
+#include "cli/cli_format.h"
 #include "cli/commands.h"
 #include "cli/model_source.h"
 #include "core/error.h"
@@ -37,12 +38,7 @@ int run_perplexity(int argc, char** argv) {
     options.max_chunks = static_cast<int32_t>(args.get_int("--chunks", -1, 1, 1 << 30));
     options.n_batch = static_cast<int32_t>(args.get_int("--batch-size", 2048, 1, 1 << 20));
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
-    const std::string kv = args.get_or("--kv-dtype", "f16");
-    const auto kv_dtype = dtype_from_name(kv);
-    if (!kv_dtype || (*kv_dtype != DType::kF32 && *kv_dtype != DType::kF16 && *kv_dtype != DType::kBF16)) {
-      throw UsageError{"option --kv-dtype must be f32, f16 or bf16, got '" + kv + "'"};
-    }
-    options.kv_dtype = *kv_dtype;
+    options.kv_dtype = parse_kv_dtype(args);
   } catch (const UsageError& e) {
     std::cerr << "llmos perplexity: " << e.message << "\n\n" << args.usage();
     return 2;

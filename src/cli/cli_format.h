@@ -1,0 +1,21 @@
+// Small helpers shared by the subcommands: how sizes and shapes are printed, and how the
+// options every model-running command takes are read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cli/args.h"
+#include "core/dtype.h"
+
+namespace llmos::cli {
+
+// "512 B", "1.50 KiB", "3.25 GiB".
+std::string human_bytes(double bytes);
+// "[512, 64]".
+std::string shape_string(const std::vector<int64_t>& shape);
+// The --kv-dtype option: f16 (default), bf16 or f32; UsageError otherwise.
+DType parse_kv_dtype(const Args& args);
+
+}  // namespace llmos::cli
