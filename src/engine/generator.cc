@@ -108,7 +108,7 @@ GenerateResult Generator::generate_tokens(std::vector<TokenId> prompt, const Tok
   start = std::chrono::steady_clock::now();
   for (int32_t i = 0; i < options_.max_tokens; ++i) {
     const TokenId next = sampler.sample(logits.data_as<const float>(), history);
-    if (options_.stop_at_eos && next == tok.vocab().eos) {
+    if (options_.stop_at_eos && tok.is_eog(next)) {
       result.finish = FinishReason::kEos;
       break;
     }

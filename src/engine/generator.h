@@ -17,7 +17,7 @@ namespace llmos {
 struct GenerateOptions {
   int32_t max_tokens = 128;      // new tokens to generate
   SamplingParams sampling;
-  bool stop_at_eos = true;
+  bool stop_at_eos = true;        // stop at EOS or another end-of-generation token
   DType kv_dtype = DType::kF16;  // f32 and bf16 are selectable
   int block_size = 16;
   int32_t prefill_chunk = 512;   // prompt tokens per forward step

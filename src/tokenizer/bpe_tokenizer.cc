@@ -59,7 +59,8 @@ struct BpeTokenizer::Scratch {
   std::vector<Candidate> heap;
 };
 
-BpeTokenizer::BpeTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)), pre_(vocab_.pre) {
+BpeTokenizer::BpeTokenizer(Vocab vocab, const SpecialTokenKeys& keys)
+    : Tokenizer(std::move(vocab)), pre_(vocab_.pre) {
   const size_t n = vocab_.size();
   LLMOS_CHECK_ARG(n > 0, "vocab has no tokens");
   LLMOS_CHECK_ARG(n < static_cast<size_t>(std::numeric_limits<TokenId>::max()), "vocab has ", n,
@@ -90,27 +91,59 @@ BpeTokenizer::BpeTokenizer(Vocab vocab) : Tokenizer(std::move(vocab)), pre_(voca
     }
   }
 
-  specials_ = special_tokens_longest_first(vocab_);
+  special_ = resolve_special_tokens(vocab_, keys);
 
+  // What llama.cpp's token-to-piece cache holds (special = true), by attribute in its order;
+  // token_to_piece() blanks control and unknown tokens when special is false.
   pieces_.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const std::string& text = vocab_.tokens[i];
-    switch (vocab_.types[i]) {
-      case TokenType::kNormal:
-        pieces_[i] = decode_token_text(text);
-        break;
-      case TokenType::kUserDefined:
-        pieces_[i] = text;
-        break;
-      case TokenType::kByte: {
-        const int byte = parse_byte_token(text);
-        pieces_[i] = byte >= 0 ? std::string(1, static_cast<char>(byte)) : decode_token_text(text);
-        break;
-      }
-      default:  // control, unknown, unused, undefined: not printed
-        break;
-    }
+    const TokenAttrs attrs = special_.attrs[i];
+    if ((attrs & kAttrSpecial) != 0) {
+      pieces_[i] = text;
+    } else if ((attrs & kAttrNormal) != 0) {
+      pieces_[i] = decode_token_text(text);
+    } else if ((attrs & kAttrByte) != 0) {
+      const int byte = parse_byte_token(text);
+      pieces_[i] = byte >= 0 ? std::string(1, static_cast<char>(byte)) : decode_token_text(text);
+    }  // unused, undefined: not printed
   }
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf(const gguf::File& file) {
+  // llama.cpp refuses a BPE vocab without merges, and so do we (with the key named).
+  if (file.find("tokenizer.ggml.merges") == nullptr) {
+    throw_error(StatusCode::kFormat, file.path(),
+                ": missing required key 'tokenizer.ggml.merges' (needed by tokenizer model "
+                "'gpt2')");
+  }
+  Vocab vocab = Vocab::from_gguf(file);
+  if (vocab.model != "gpt2") {
+    throw_error(StatusCode::kUnsupported, file.path(), ": tokenizer model '", vocab.model,
+                "' (tokenizer.ggml.model) is not byte-level BPE ('gpt2')");
+  }
+  if (!PreTokenizer::is_supported(vocab.pre)) {
+    throw_error(StatusCode::kUnsupported, file.path(), ": pre-tokenizer '", vocab.pre,
+                "' (tokenizer.ggml.pre) is not supported");
+  }
+  // llama.cpp's loader starts a BPE vocab with bos = eos = 11 (<|endoftext|> in Falcon's
+  // vocab), clears bos for the glm4 / chatglm-bpe pre-tokenizers, and keeps those defaults
+  // where the file has no key or the converters' 0xFFFFFFFF "none" (it ignores any id outside
+  // the vocab; Vocab::from_gguf rejects other such ids); a default outside the vocab is dropped.
+  constexpr TokenId kBpeDefaultId = 11;
+  const bool glm = vocab.pre == "glm4" || vocab.pre == "chatglm-bpe";
+  const auto fill_default = [&](TokenId& id) {
+    if (id == kNoToken && static_cast<size_t>(kBpeDefaultId) < vocab.size()) id = kBpeDefaultId;
+  };
+  if (!glm) fill_default(vocab.bos);
+  fill_default(vocab.eos);
+  return std::make_unique<BpeTokenizer>(std::move(vocab), SpecialTokenKeys::from_gguf(file));
+}
+
+TokenAttrs BpeTokenizer::token_attrs(TokenId id) const {
+  LLMOS_CHECK_ARG(id >= 0 && static_cast<size_t>(id) < vocab_.size(), "token id ", id,
+                  " is outside the vocab (", vocab_.size(), " tokens)");
+  return special_.attrs[id];
 }
 
 std::string BpeTokenizer::decode_token_text(std::string_view text) {
@@ -146,8 +179,8 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
   out.reserve(text.size() / 3 + 2);
   if (add_special && vocab_.add_bos && vocab_.bos != kNoToken) out.push_back(vocab_.bos);
   Scratch scratch;
-  for (const TextFragment& fragment :
-       partition_special_tokens(text, vocab_, specials_, parse_special)) {
+  for (const TextFragment& fragment : partition_special_tokens(
+           text, vocab_.tokens, special_.attrs, special_.partition_order, parse_special)) {
     if (fragment.is_text()) {
       encode_text(text.substr(fragment.begin, fragment.end - fragment.begin), scratch, out);
     } else {
@@ -255,10 +288,7 @@ void BpeTokenizer::append_piece(int32_t symbol, std::string_view bytes,
 std::string BpeTokenizer::token_to_piece(TokenId id, bool special) const {
   LLMOS_CHECK_ARG(id >= 0 && static_cast<size_t>(id) < vocab_.size(), "token id ", id,
                   " is outside the vocab (", vocab_.size(), " tokens)");
-  const TokenType type = vocab_.types[id];
-  if (special && (type == TokenType::kControl || type == TokenType::kUnknown)) {
-    return vocab_.tokens[id];
-  }
+  if (!special && (special_.attrs[id] & (kAttrControl | kAttrUnknown)) != 0) return {};
   return pieces_[id];
 }
 

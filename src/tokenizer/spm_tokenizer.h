@@ -57,7 +57,7 @@ class SpmTokenizer final : public Tokenizer {
   TokenId eot() const { return special_.eot; }
   TokenId eom() const { return special_.eom; }
   // True for the ids that end generation (eos, eot, eom and llama.cpp's list by text).
-  bool is_eog(TokenId id) const { return special_.is_eog(id); }
+  bool is_eog(TokenId id) const override { return special_.is_eog(id); }
 
  private:
   struct Scratch;

@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 #include "tokenizer/bpe_tokenizer.h"
-#include "tokenizer/pretokenizer.h"
 #include "tokenizer/spm_tokenizer.h"
 
 namespace llmos {
@@ -20,20 +19,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   }
   // SentencePiece: from_gguf also reads the special-token keys (eot/eom/FIM ids, model name).
   if (*name == "llama") return SpmTokenizer::from_gguf(file);
-  if (*name == "gpt2") {
-    // llama.cpp refuses a BPE vocab without merges, and so do we (with the key named).
-    if (file.find("tokenizer.ggml.merges") == nullptr) {
-      throw_error(StatusCode::kFormat, file.path(),
-                  ": missing required key 'tokenizer.ggml.merges' (needed by tokenizer model "
-                  "'gpt2')");
-    }
-    Vocab vocab = Vocab::from_gguf(file);
-    if (!PreTokenizer::is_supported(vocab.pre)) {
-      throw_error(StatusCode::kUnsupported, file.path(), ": pre-tokenizer '", vocab.pre,
-                  "' (tokenizer.ggml.pre) is not supported");
-    }
-    return std::make_unique<BpeTokenizer>(std::move(vocab));
-  }
+  // Byte-level BPE: from_gguf checks merges and pre-tokenizer, fills llama.cpp's default
+  // bos/eos and reads the same special-token keys.
+  if (*name == "gpt2") return BpeTokenizer::from_gguf(file);
   throw_error(StatusCode::kUnsupported, file.path(), ": tokenizer model '", *name,
               "' is not supported yet");
 }

@@ -47,9 +47,11 @@ struct Vocab {
 
   size_t size() const { return tokens.size(); }
   // Reads and validates the tokenizer keys (kFormat naming the key on bad or missing data).
-  // Absent scores read as 0, absent types as kNormal, absent merges as none, absent or
-  // 0xFFFFFFFF special ids as kNoToken. Empty token texts become "[EMPTY_<id>]" and unknown
-  // type numbers kUndefined, as llama.cpp does, so text lookups agree with it.
+  // Absent scores read as 0 (an int32 array is accepted besides float32 and converted, as
+  // llama.cpp does), absent types as kNormal, absent merges as none, absent or 0xFFFFFFFF
+  // special ids as kNoToken (the tokenizers' from_gguf then apply llama.cpp's defaults).
+  // Empty token texts become "[EMPTY_<id>]" and unknown type numbers kUndefined, as llama.cpp
+  // does, so text lookups agree with it.
   static Vocab from_gguf(const gguf::File& file);
 };
 
@@ -78,10 +80,15 @@ class Tokenizer {
 
   const Vocab& vocab() const { return vocab_; }
 
+  // True for tokens that end generation: EOS plus the end-of-turn tokens the vocabulary
+  // declares or llama.cpp recognises by text (e.g. <|eot_id|>, <|im_end|>, <|end|>).
+  virtual bool is_eog(TokenId id) const { return id != kNoToken && id == vocab_.eos; }
+
   // Reads the vocab and picks the implementation from tokenizer.ggml.model: "llama" ->
-  // SentencePiece BPE; "gpt2" -> byte-level BPE (kFormat without tokenizer.ggml.merges,
-  // kUnsupported naming an unknown tokenizer.ggml.pre); another model -> kUnsupported naming
-  // it; no model key -> kFormat.
+  // SentencePiece BPE (SpmTokenizer::from_gguf); "gpt2" -> byte-level BPE
+  // (BpeTokenizer::from_gguf: kFormat without tokenizer.ggml.merges, kUnsupported naming an
+  // unknown tokenizer.ggml.pre); another model -> kUnsupported naming it; no model key ->
+  // kFormat. Both read the special-token keys (special_partition.h) besides the Vocab.
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
 
  protected:

@@ -46,6 +46,17 @@ const gguf::Array* find_token_array(const gguf::File& file, std::string_view key
   return array;
 }
 
+// tokenizer.ggml.scores, one per token, or null when absent. llama.cpp accepts an array of
+// int32 as well as of float32 (it converts each integer to float), and nothing else; so does
+// this.
+const gguf::Array* find_scores(const gguf::File& file, size_t n_tokens) {
+  const gguf::Value* value = file.find(kScoresKey);
+  const gguf::Array* array = value != nullptr ? value->as_array() : nullptr;
+  const auto type = gguf::ValueType::kInt32;
+  const bool ints = array != nullptr && array->element_type == type;
+  return find_token_array(file, kScoresKey, ints ? type : gguf::ValueType::kFloat32, n_tokens);
+}
+
 // Item i of an array whose element type was checked; a stray item of another type (which the
 // reader never produces) is still an error rather than a crash.
 template <typename T>
@@ -108,9 +119,12 @@ Vocab Vocab::from_gguf(const gguf::File& file) {
   }
 
   vocab.scores.assign(n, 0.0f);
-  const gguf::Array* scores = find_token_array(file, kScoresKey, gguf::ValueType::kFloat32, n);
-  if (scores != nullptr) {
-    for (size_t i = 0; i < n; ++i) vocab.scores[i] = entry<float>(file, kScoresKey, *scores, i);
+  if (const gguf::Array* scores = find_scores(file, n)) {
+    for (size_t i = 0; i < n; ++i) {
+      vocab.scores[i] = scores->element_type == gguf::ValueType::kInt32
+                            ? static_cast<float>(entry<int32_t>(file, kScoresKey, *scores, i))
+                            : entry<float>(file, kScoresKey, *scores, i);
+    }
   }
 
   vocab.types.assign(n, TokenType::kNormal);
