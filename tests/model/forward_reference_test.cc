@@ -24,6 +24,9 @@ struct Case {
   RandomModelSpec spec;
 };
 
+// gtest prints a parameter in each test's CTest name; the label is enough.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.label; }
+
 std::vector<Case> cases() {
   std::vector<Case> out;
   {
