@@ -20,29 +20,29 @@ double seconds_between(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
-uint64_t mix(uint64_t h, const void *data, size_t n) {
-  const auto *p = static_cast<const unsigned char *>(data);
-  for (size_t i = 0; i < n; ++i)
-    h = (h ^ p[i]) * 0x100000001b3ULL;
+uint64_t mix(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
   return h;
 }
-template <typename T> uint64_t mix(uint64_t h, const T &v) {
+template <typename T>
+uint64_t mix(uint64_t h, const T& v) {
   return mix(h, &v, sizeof v);
 }
 
 // Identifies a model for snapshots: geometry, tensor table and a sample of
 // every tensor's bytes (so a re-quantized file of the same shape does not
 // match).
-uint64_t compute_fingerprint(const LlamaModel &model) {
+uint64_t compute_fingerprint(const LlamaModel& model) {
   uint64_t h = 0xcbf29ce484222325ULL;
-  const ModelConfig &c = model.config();
+  const ModelConfig& c = model.config();
   h = mix(h, c.architecture.data(), c.architecture.size());
-  for (int64_t v : {c.vocab_size, c.dim, c.num_layers, c.ffn_dim, c.num_heads,
-                    c.num_kv_heads, c.head_dim, c.rope_dim}) {
+  for (int64_t v : {c.vocab_size, c.dim, c.num_layers, c.ffn_dim, c.num_heads, c.num_kv_heads,
+                    c.head_dim, c.rope_dim}) {
     h = mix(h, v);
   }
   h = mix(h, c.rope_freq_base);
-  for (const gguf::TensorInfo &t : model.file().tensors()) {
+  for (const gguf::TensorInfo& t : model.file().tensors()) {
     h = mix(h, t.name.data(), t.name.size());
     h = mix(h, t.dtype);
     h = mix(h, t.nbytes);
@@ -51,13 +51,13 @@ uint64_t compute_fingerprint(const LlamaModel &model) {
   return h;
 }
 
-} // namespace
+}  // namespace
 
 // Client-visible state of one request; guarded by Engine::mu_.
 struct Engine::Channel {
   std::deque<TokenEvent> events;
   std::condition_variable cv;
-  std::function<void(const TokenEvent &)> callback;
+  std::function<void(const TokenEvent&)> callback;
   bool ended = false;
   RequestResult result;
 };
@@ -87,53 +87,42 @@ struct Engine::Core {
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<ModelRunner> runner;
   std::unordered_map<uint64_t, Live> live;
-  std::deque<std::pair<Clock::time_point, int64_t>>
-      recent; // (step end, tokens generated)
+  std::deque<std::pair<Clock::time_point, int64_t>> recent;  // (step end, tokens generated)
 };
 
 using Clock = std::chrono::steady_clock;
 
 Engine::Engine(std::shared_ptr<LlamaModel> model, EngineConfig config)
-    : model_(std::move(model)), config_(std::move(config)),
-      core_(std::make_unique<Core>()) {
+    : model_(std::move(model)), config_(std::move(config)), core_(std::make_unique<Core>()) {
   LLMOS_CHECK_ARG(model_ != nullptr, "Engine: model is null");
   config_.validate();
-  const ModelConfig &mc = model_->config();
-  const int32_t max_len =
-      config_.max_model_len > 0
-          ? config_.max_model_len
-          : static_cast<int32_t>(std::min<int64_t>(mc.context_length, 1 << 30));
-  LLMOS_CHECK_ARG(max_len <= mc.context_length,
-                  "engine max_model_len: ", max_len,
+  const ModelConfig& mc = model_->config();
+  const int32_t max_len = config_.max_model_len > 0
+                              ? config_.max_model_len
+                              : static_cast<int32_t>(std::min<int64_t>(mc.context_length, 1 << 30));
+  LLMOS_CHECK_ARG(max_len <= mc.context_length, "engine max_model_len: ", max_len,
                   " exceeds the model's context length ", mc.context_length);
   config_.max_model_len = max_len;
 
   // KV budget in blocks (+1: block 0 is the reserved null block).
-  KvCacheSpec spec =
-      model_->kv_cache_spec(1, config_.block_size, config_.kv_dtype);
+  KvCacheSpec spec = model_->kv_cache_spec(1, config_.block_size, config_.kv_dtype);
   const int64_t block_bytes = spec.block_bytes();
   int64_t blocks = config_.kv_cache_blocks;
-  if (blocks == 0 && config_.kv_cache_bytes > 0)
-    blocks = config_.kv_cache_bytes / block_bytes;
+  if (blocks == 0 && config_.kv_cache_bytes > 0) blocks = config_.kv_cache_bytes / block_bytes;
   if (blocks == 0) {
-    const int64_t per_seq =
-        (max_len + config_.block_size - 1) / config_.block_size;
-    const int64_t cap =
-        static_cast<int64_t>(host_physical_memory() / 4) / block_bytes;
-    blocks = std::max<int64_t>(
-        2, std::min<int64_t>(per_seq * config_.max_sequences, cap));
+    const int64_t per_seq = (max_len + config_.block_size - 1) / config_.block_size;
+    const int64_t cap = static_cast<int64_t>(host_physical_memory() / 4) / block_bytes;
+    blocks = std::max<int64_t>(2, std::min<int64_t>(per_seq * config_.max_sequences, cap));
   }
   LLMOS_CHECK_ARG(blocks >= 1, "engine KV budget: ", config_.kv_cache_bytes,
                   " bytes is less than one block of ", block_bytes, " bytes");
   spec.num_blocks = blocks + 1;
 
-  Core &c = *core_;
+  Core& c = *core_;
   c.cache = std::make_unique<KvCache>(spec, model_->backend());
-  c.manager = std::make_unique<KvCacheManager>(
-      KvCacheManagerOptions{spec.num_blocks, config_.block_size,
-                            config_.enable_prefix_caching, config_.watermark});
-  c.slots = std::make_unique<PagedKvSlots>(*c.manager, *c.cache,
-                                           config_.swap_space_bytes);
+  c.manager = std::make_unique<KvCacheManager>(KvCacheManagerOptions{
+      spec.num_blocks, config_.block_size, config_.enable_prefix_caching, config_.watermark});
+  c.slots = std::make_unique<PagedKvSlots>(*c.manager, *c.cache, config_.swap_space_bytes);
 
   SchedulerConfig sc;
   sc.max_batched_tokens = config_.max_batched_tokens;
@@ -146,15 +135,11 @@ Engine::Engine(std::shared_ptr<LlamaModel> model, EngineConfig config)
   sc.default_quota = config_.default_quota;
   sc.quotas = config_.quotas;
   for (int32_t t = 0; t < sc.vocab_size; ++t) {
-    if (model_->tokenizer().is_eog(t))
-      sc.eos_token_ids.push_back(t);
+    if (model_->tokenizer().is_eog(t)) sc.eos_token_ids.push_back(t);
   }
-  sc.stop_string_check = [this](const Request &r) {
-    return stop_string_hit(r);
-  };
+  sc.stop_string_check = [this](const Request& r) { return stop_string_hit(r); };
   c.scheduler = std::make_unique<Scheduler>(sc, *c.slots);
-  c.runner =
-      std::make_unique<ModelRunner>(*model_, *c.cache, *c.manager, *c.slots);
+  c.runner = std::make_unique<ModelRunner>(*model_, *c.cache, *c.manager, *c.slots);
   fingerprint_ = compute_fingerprint(*model_);
   stats_.kv = c.manager->stats();
   stats_.kv_block_bytes = block_bytes;
@@ -168,12 +153,11 @@ Engine::~Engine() {
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable())
-    thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 uint64_t Engine::submit(EngineRequest request) {
-  const Tokenizer &tok = model_->tokenizer();
+  const Tokenizer& tok = model_->tokenizer();
   Pending p;
   p.params.client_id = std::move(request.client_id);
   p.params.priority = request.priority;
@@ -186,42 +170,34 @@ uint64_t Engine::submit(EngineRequest request) {
 
   std::vector<int32_t> fresh = request.prompt_tokens;
   if (request.resume) {
-    const ContextSnapshot &s = *request.resume;
+    const ContextSnapshot& s = *request.resume;
     s.validate();
-    const KvCacheSpec &mine = core_->cache->spec();
+    const KvCacheSpec& mine = core_->cache->spec();
     LLMOS_CHECK_ARG(s.model_fingerprint == fingerprint_,
                     "resume: the snapshot was taken with a different model");
     LLMOS_CHECK_ARG(s.layout.num_layers == mine.num_layers &&
                         s.layout.num_kv_heads == mine.num_kv_heads &&
                         s.layout.head_dim == mine.head_dim &&
-                        s.layout.block_size == mine.block_size &&
-                        s.layout.dtype == mine.dtype,
-                    "resume: snapshot KV layout (block_size ",
-                    s.layout.block_size, ", ", dtype_name(s.layout.dtype),
-                    ") differs from the engine's (block_size ", mine.block_size,
-                    ", ", dtype_name(mine.dtype), ")");
+                        s.layout.block_size == mine.block_size && s.layout.dtype == mine.dtype,
+                    "resume: snapshot KV layout (block_size ", s.layout.block_size, ", ",
+                    dtype_name(s.layout.dtype), ") differs from the engine's (block_size ",
+                    mine.block_size, ", ", dtype_name(mine.dtype), ")");
     if (fresh.empty() && !request.prompt.empty())
       fresh = tok.encode(request.prompt, /*add_special=*/false);
     p.params.prompt = s.tokens;
     p.params.prompt.insert(p.params.prompt.end(), fresh.begin(), fresh.end());
     p.resume = request.resume;
   } else {
-    if (fresh.empty())
-      fresh = tok.encode(request.prompt, /*add_special=*/true);
-    LLMOS_CHECK_ARG(
-        !fresh.empty(),
-        "request prompt: empty, and the vocabulary adds no BOS token");
+    if (fresh.empty()) fresh = tok.encode(request.prompt, /*add_special=*/true);
+    LLMOS_CHECK_ARG(!fresh.empty(), "request prompt: empty, and the vocabulary adds no BOS token");
     p.params.prompt = std::move(fresh);
   }
   // The same checks the scheduler makes, here on the caller's thread so errors
   // reach it.
-  p.params.validate(config_.max_model_len,
-                    static_cast<int32_t>(model_->config().vocab_size));
+  p.params.validate(config_.max_model_len, static_cast<int32_t>(model_->config().vocab_size));
   LLMOS_CHECK_ARG(config_.chunked_prefill ||
-                      p.params.prompt.size() <=
-                          static_cast<size_t>(config_.max_batched_tokens),
-                  "request prompt: ", p.params.prompt.size(),
-                  " tokens exceed max_batched_tokens ",
+                      p.params.prompt.size() <= static_cast<size_t>(config_.max_batched_tokens),
+                  "request prompt: ", p.params.prompt.size(), " tokens exceed max_batched_tokens ",
                   config_.max_batched_tokens, " and chunked prefill is off");
 
   auto ch = std::make_shared<Channel>();
@@ -246,8 +222,7 @@ bool Engine::cancel(uint64_t id) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     auto it = channels_.find(id);
-    if (it == channels_.end() || it->second->ended)
-      return false;
+    if (it == channels_.end() || it->second->ended) return false;
     cancels_.push_back(id);
   }
   wake_.notify_all();
@@ -264,16 +239,13 @@ std::shared_ptr<Engine::Channel> Engine::channel(uint64_t id) const {
   return it->second;
 }
 
-std::optional<TokenEvent>
-Engine::next_event(uint64_t id, std::chrono::milliseconds timeout) {
+std::optional<TokenEvent> Engine::next_event(uint64_t id, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   std::shared_ptr<Channel> ch = channel(id);
-  if (!ch->cv.wait_for(lk, timeout, [&] { return !ch->events.empty(); }))
-    return std::nullopt;
+  if (!ch->cv.wait_for(lk, timeout, [&] { return !ch->events.empty(); })) return std::nullopt;
   TokenEvent ev = std::move(ch->events.front());
   ch->events.pop_front();
-  if (ev.finished)
-    channels_.erase(id);
+  if (ev.finished) channels_.erase(id);
   return ev;
 }
 
@@ -285,13 +257,12 @@ RequestResult Engine::wait(uint64_t id) {
   return std::move(ch->result);
 }
 
-std::vector<RequestResult>
-Engine::generate(const std::vector<std::string> &prompts,
-                 const EngineRequest &settings) {
+std::vector<RequestResult> Engine::generate(const std::vector<std::string>& prompts,
+                                            const EngineRequest& settings) {
   std::vector<uint64_t> ids;
   ids.reserve(prompts.size());
   try {
-    for (const std::string &prompt : prompts) {
+    for (const std::string& prompt : prompts) {
       EngineRequest r = settings;
       r.prompt = prompt;
       r.on_event = nullptr;
@@ -306,8 +277,7 @@ Engine::generate(const std::vector<std::string> &prompts,
   }
   std::vector<RequestResult> results;
   results.reserve(ids.size());
-  for (uint64_t id : ids)
-    results.push_back(wait(id));
+  for (uint64_t id : ids) results.push_back(wait(id));
   return results;
 }
 
@@ -329,11 +299,10 @@ EngineStats Engine::stats() const {
   return stats_;
 }
 
-bool Engine::stop_string_hit(const Request &r) {
+bool Engine::stop_string_hit(const Request& r) {
   auto it = core_->live.find(r.id);
-  if (it == core_->live.end())
-    return false;
-  TextStream &ts = it->second.text;
+  if (it == core_->live.end()) return false;
+  TextStream& ts = it->second.text;
   ts.update(model_->tokenizer(), r.generated());
   return ts.find_stop(r.params.stop_strings);
 }
@@ -347,18 +316,15 @@ void Engine::loop() {
                core_->scheduler->has_unfinished();
       });
       if (stopping_) {
-        for (auto &p : inbox_)
-          cancels_.push_back(p.id);
-        for (const Request *r : core_->scheduler->running())
-          cancels_.push_back(r->id);
-        for (const Request *r : core_->scheduler->waiting())
-          cancels_.push_back(r->id);
+        for (auto& p : inbox_) cancels_.push_back(p.id);
+        for (const Request* r : core_->scheduler->running()) cancels_.push_back(r->id);
+        for (const Request* r : core_->scheduler->waiting()) cancels_.push_back(r->id);
       }
       apply_inbox();
     }
     if (stopping_) {
-      run_step(); // delivers the cancellations only: nothing is left to
-                  // schedule
+      run_step();  // delivers the cancellations only: nothing is left to
+                   // schedule
       return;
     }
     run_step();
@@ -366,7 +332,7 @@ void Engine::loop() {
 }
 
 void Engine::apply_inbox() {
-  Core &c = *core_;
+  Core& c = *core_;
   while (!inbox_.empty()) {
     Pending p = std::move(inbox_.front());
     inbox_.pop_front();
@@ -376,39 +342,34 @@ void Engine::apply_inbox() {
     live.keep_context = p.keep_context;
     try {
       if (p.resume && p.resume->kv.num_tokens > 0) {
-        c.scheduler->add_swapped_request(
-            std::move(p.params), static_cast<int32_t>(p.resume->kv.num_tokens),
-            p.id);
-        HostKv kv = p.resume->kv; // the client keeps its snapshot
+        c.scheduler->add_swapped_request(std::move(p.params),
+                                         static_cast<int32_t>(p.resume->kv.num_tokens), p.id);
+        HostKv kv = p.resume->kv;  // the client keeps its snapshot
         c.slots->install_host_kv(p.id, std::move(kv));
-        live.cached_prompt_tokens =
-            static_cast<int32_t>(p.resume->kv.num_tokens);
+        live.cached_prompt_tokens = static_cast<int32_t>(p.resume->kv.num_tokens);
       } else {
         c.scheduler->add_request(std::move(p.params), p.id);
       }
-      if (p.keep_context)
-        c.slots->keep_on_finish(p.id);
+      if (p.keep_context) c.slots->keep_on_finish(p.id);
       c.live.emplace(p.id, std::move(live));
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       // Validated at submit; only resource failures land here. Report, never
       // drop silently.
-      auto &ch = *channels_.at(p.id);
+      auto& ch = *channels_.at(p.id);
       ch.result.finish_reason = RequestFinishReason::kError;
       ch.result.error = e.what();
       c.live.emplace(p.id, std::move(live));
       c.scheduler->fail(p.id, e.what());
     }
   }
-  for (uint64_t id : cancels_)
-    c.scheduler->cancel(id);
+  for (uint64_t id : cancels_) c.scheduler->cancel(id);
   cancels_.clear();
 }
 
 void Engine::deliver(uint64_t id, TokenEvent ev) {
   auto it = core_->live.find(id);
-  if (it == core_->live.end())
-    return;
-  const std::shared_ptr<Channel> &ch = it->second.channel;
+  if (it == core_->live.end()) return;
+  const std::shared_ptr<Channel>& ch = it->second.channel;
   if (ch->callback) {
     ch->callback(ev);
     return;
@@ -418,18 +379,17 @@ void Engine::deliver(uint64_t id, TokenEvent ev) {
   ch->cv.notify_all();
 }
 
-void Engine::update_stats(Clock::time_point t0, Clock::time_point t1,
-                          int64_t num_sampled, int64_t prompt_tokens,
-                          int64_t preemptions,
-                          const std::vector<FinishedRequest> &ended) {
-  Core &c = *core_;
+void Engine::update_stats(Clock::time_point t0, Clock::time_point t1, int64_t num_sampled,
+                          int64_t prompt_tokens, int64_t preemptions,
+                          const std::vector<FinishedRequest>& ended) {
+  Core& c = *core_;
   std::lock_guard<std::mutex> lk(mu_);
-  const Scheduler &s = *c.scheduler;
+  const Scheduler& s = *c.scheduler;
   stats_.num_running = s.num_running();
   stats_.num_waiting = 0;
   stats_.num_preempted = 0;
   stats_.num_swapped = c.slots->num_swapped();
-  for (const Request *r : s.waiting()) {
+  for (const Request* r : s.waiting()) {
     if (r->state == RequestState::kPreempted) {
       ++stats_.num_preempted;
     } else {
@@ -450,21 +410,17 @@ void Engine::update_stats(Clock::time_point t0, Clock::time_point t1,
   while (!c.recent.empty() && seconds_between(c.recent.front().first, t1) > 2.0)
     c.recent.pop_front();
   int64_t recent_tokens = 0;
-  for (const auto &[t, n] : c.recent)
-    recent_tokens += n;
-  const double span =
-      c.recent.size() > 1 ? seconds_between(c.recent.front().first, t1) : 0.0;
-  stats_.decode_tokens_per_second =
-      span > 0 ? static_cast<double>(recent_tokens) / span : 0.0;
+  for (const auto& [t, n] : c.recent) recent_tokens += n;
+  const double span = c.recent.size() > 1 ? seconds_between(c.recent.front().first, t1) : 0.0;
+  stats_.decode_tokens_per_second = span > 0 ? static_cast<double>(recent_tokens) / span : 0.0;
   stats_.finished_requests += static_cast<int64_t>(ended.size());
-  for (const FinishedRequest &f : ended) {
-    if (f.reason == RequestFinishReason::kCancelled)
-      ++stats_.cancelled_requests;
+  for (const FinishedRequest& f : ended) {
+    if (f.reason == RequestFinishReason::kCancelled) ++stats_.cancelled_requests;
   }
 }
 
 void Engine::run_step() {
-  Core &c = *core_;
+  Core& c = *core_;
   const Clock::time_point t0 = Clock::now();
   std::vector<SampledToken> sampled;
   int64_t prompt_tokens = 0;
@@ -474,18 +430,15 @@ void Engine::run_step() {
     StepResult res;
     try {
       res = c.runner->execute(out, *c.scheduler);
-    } catch (const std::exception &e) {
-      for (const ScheduledRequest &s : out.scheduled)
-        c.scheduler->fail(s.request_id, e.what());
+    } catch (const std::exception& e) {
+      for (const ScheduledRequest& s : out.scheduled) c.scheduler->fail(s.request_id, e.what());
       res = {};
     }
-    for (auto &[id, msg] : res.failed)
-      c.scheduler->fail(id, msg);
+    for (auto& [id, msg] : res.failed) c.scheduler->fail(id, msg);
     c.scheduler->update_from_output(out, res.sampled);
     sampled = std::move(res.sampled);
-    for (const ScheduledRequest &s : out.scheduled) {
-      if (!s.is_decode)
-        prompt_tokens += s.num_new_tokens;
+    for (const ScheduledRequest& s : out.scheduled) {
+      if (!s.is_decode) prompt_tokens += s.num_new_tokens;
     }
     preemptions = static_cast<int64_t>(out.preempted.size());
   }
@@ -493,16 +446,14 @@ void Engine::run_step() {
 
   std::vector<FinishedRequest> ended = c.scheduler->take_finished_log();
 
-  update_stats(t0, t1, static_cast<int64_t>(sampled.size()), prompt_tokens,
-               preemptions, ended);
+  update_stats(t0, t1, static_cast<int64_t>(sampled.size()), prompt_tokens, preemptions, ended);
 
   // Token events, then the ends.
-  for (const SampledToken &s : sampled) {
+  for (const SampledToken& s : sampled) {
     auto it = c.live.find(s.request_id);
-    if (it == c.live.end())
-      continue;
-    Core::Live &live = it->second;
-    const Request *r = c.scheduler->find(s.request_id);
+    if (it == c.live.end()) continue;
+    Core::Live& live = it->second;
+    const Request* r = c.scheduler->find(s.request_id);
     if (!live.got_first_token) {
       live.got_first_token = true;
       live.ttft = seconds_between(live.submitted, t1);
@@ -517,14 +468,12 @@ void Engine::run_step() {
     deliver(s.request_id, std::move(ev));
   }
 
-  for (const FinishedRequest &f : ended) {
+  for (const FinishedRequest& f : ended) {
     auto it = c.live.find(f.request_id);
-    if (it == c.live.end())
-      continue;
-    Core::Live &live = it->second;
-    const Request *r = c.scheduler->find(f.request_id);
-    RequestResult &res =
-        live.channel->result; // only this thread writes it before `ended`
+    if (it == c.live.end()) continue;
+    Core::Live& live = it->second;
+    const Request* r = c.scheduler->find(f.request_id);
+    RequestResult& res = live.channel->result;  // only this thread writes it before `ended`
     TokenEvent ev;
     ev.request_id = f.request_id;
     ev.finished = true;
@@ -549,8 +498,7 @@ void Engine::run_step() {
       }
     }
     res.finish_reason = f.reason;
-    if (res.error.empty())
-      res.error = ev.error;
+    if (res.error.empty()) res.error = ev.error;
     res.time_to_first_token = live.ttft;
     res.total_time = seconds_between(live.submitted, t1);
     res.num_cached_prompt_tokens = live.cached_prompt_tokens;
@@ -561,18 +509,16 @@ void Engine::run_step() {
       ch->callback(ev);
       std::lock_guard<std::mutex> lk(mu_);
       ch->ended = true;
-      if (snap)
-        snapshots_[f.request_id] = std::move(snap);
+      if (snap) snapshots_[f.request_id] = std::move(snap);
       channels_.erase(f.request_id);
     } else {
       std::lock_guard<std::mutex> lk(mu_);
       ch->ended = true;
-      if (snap)
-        snapshots_[f.request_id] = std::move(snap);
+      if (snap) snapshots_[f.request_id] = std::move(snap);
       ch->events.push_back(std::move(ev));
       ch->cv.notify_all();
     }
   }
 }
 
-} // namespace llmos
+}  // namespace llmos

@@ -39,24 +39,21 @@ namespace llmos {
 
 struct TokenEvent {
   uint64_t request_id = 0;
-  bool finished = false; // the last event of the request (carries no token)
-  int32_t token = -1;    // the generated token (when !finished)
-  std::string
-      text; // its text; may be empty while a UTF-8 character is incomplete
-  RequestFinishReason finish_reason =
-      RequestFinishReason::kNone; // when finished
-  std::string error;              // when finish_reason == kError
+  bool finished = false;  // the last event of the request (carries no token)
+  int32_t token = -1;     // the generated token (when !finished)
+  std::string text;       // its text; may be empty while a UTF-8 character is incomplete
+  RequestFinishReason finish_reason = RequestFinishReason::kNone;  // when finished
+  std::string error;                                               // when finish_reason == kError
 };
 
 struct EngineRequest {
-  std::string prompt; // tokenized with the vocabulary's BOS rule, unless
-  std::vector<int32_t> prompt_tokens; // non-empty: used as the prompt as is
+  std::string prompt;                  // tokenized with the vocabulary's BOS rule, unless
+  std::vector<int32_t> prompt_tokens;  // non-empty: used as the prompt as is
   int32_t max_tokens = 128;
   SamplingParams sampling;
   std::vector<int32_t> stop_token_ids;
-  std::vector<std::string>
-      stop_strings; // generation ends before the stop string; the
-                    // returned text excludes it
+  std::vector<std::string> stop_strings;  // generation ends before the stop string; the
+                                          // returned text excludes it
   bool ignore_eos = false;
   Priority priority = Priority::kInteractive;
   std::string client_id;
@@ -65,28 +62,27 @@ struct EngineRequest {
   // Continue a saved context: the prompt is appended to the snapshot's history
   // and only the new tokens are computed.
   std::shared_ptr<const ContextSnapshot> resume;
-  std::function<void(const TokenEvent &)>
-      on_event; // push streaming (engine thread)
+  std::function<void(const TokenEvent&)> on_event;  // push streaming (engine thread)
 };
 
 struct RequestResult {
   uint64_t id = 0;
   std::vector<int32_t> prompt_tokens;
-  std::vector<int32_t> tokens; // generated
-  std::string text;            // generated text (without a matched stop string)
+  std::vector<int32_t> tokens;  // generated
+  std::string text;             // generated text (without a matched stop string)
   RequestFinishReason finish_reason = RequestFinishReason::kNone;
   std::string error;
-  double time_to_first_token = 0.0; // seconds from submit
+  double time_to_first_token = 0.0;  // seconds from submit
   double total_time = 0.0;
   int32_t num_preemptions = 0;
-  int32_t num_cached_prompt_tokens = 0; // served by the prefix cache
+  int32_t num_cached_prompt_tokens = 0;  // served by the prefix cache
 };
 
 struct EngineStats {
-  int64_t num_waiting = 0; // queued, never run
+  int64_t num_waiting = 0;  // queued, never run
   int64_t num_running = 0;
-  int64_t num_preempted = 0; // queued again after preemption
-  int64_t num_swapped = 0;   // of those, with K/V in host memory
+  int64_t num_preempted = 0;  // queued again after preemption
+  int64_t num_swapped = 0;    // of those, with K/V in host memory
   int64_t total_preemptions = 0;
   int64_t total_requests = 0;
   int64_t finished_requests = 0;
@@ -94,19 +90,19 @@ struct EngineStats {
   int64_t steps = 0;
   int64_t prompt_tokens_computed = 0;
   int64_t tokens_generated = 0;
-  double decode_tokens_per_second = 0.0; // over the last few seconds of steps
-  double busy_seconds = 0.0;             // time spent in steps
+  double decode_tokens_per_second = 0.0;  // over the last few seconds of steps
+  double busy_seconds = 0.0;              // time spent in steps
   KvCacheStats kv;
   int64_t kv_block_bytes = 0;
   int64_t swap_used_bytes = 0;
 };
 
 class Engine {
-public:
+ public:
   Engine(std::shared_ptr<LlamaModel> model, EngineConfig config = {});
-  ~Engine(); // cancels whatever is still running and joins the step thread
-  Engine(const Engine &) = delete;
-  Engine &operator=(const Engine &) = delete;
+  ~Engine();  // cancels whatever is still running and joins the step thread
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // Throws kInvalidArgument naming the problem (empty prompt, too long for the
   // context, max_tokens <= 0, bad sampling, snapshot of another model or
@@ -116,40 +112,38 @@ public:
   bool cancel(uint64_t id);
   // The next event of `id`, or nullopt after `timeout`. kNotFound for an id
   // that is unknown, already released, or streamed through a callback.
-  std::optional<TokenEvent> next_event(uint64_t id,
-                                       std::chrono::milliseconds timeout);
+  std::optional<TokenEvent> next_event(uint64_t id, std::chrono::milliseconds timeout);
   // Blocks until `id` ends; returns its result and releases it. kNotFound as
   // above.
   RequestResult wait(uint64_t id);
   // Submits every prompt with the same settings, waits for all; results in
   // input order.
-  std::vector<RequestResult> generate(const std::vector<std::string> &prompts,
-                                      const EngineRequest &settings = {});
+  std::vector<RequestResult> generate(const std::vector<std::string>& prompts,
+                                      const EngineRequest& settings = {});
   // The context kept by a request submitted with keep_context, once it has
   // ended (its history is prompt + generated tokens; K/V for all but the last).
   // kNotFound otherwise.
   std::shared_ptr<ContextSnapshot> take_snapshot(uint64_t id);
 
   EngineStats stats() const;
-  const LlamaModel &model() const { return *model_; }
-  const EngineConfig &config() const { return config_; }
+  const LlamaModel& model() const { return *model_; }
+  const EngineConfig& config() const { return config_; }
   // Identifies the model a snapshot belongs to (geometry and weights layout).
   uint64_t model_fingerprint() const { return fingerprint_; }
 
-private:
+ private:
   struct Channel;
   struct Pending;
   void loop();
-  void apply_inbox();                       // engine thread, lock held
-  void run_step();                          // engine thread, lock not held
-  void deliver(uint64_t id, TokenEvent ev); // engine thread
+  void apply_inbox();                        // engine thread, lock held
+  void run_step();                           // engine thread, lock not held
+  void deliver(uint64_t id, TokenEvent ev);  // engine thread
   using Clock = std::chrono::steady_clock;
-  void update_stats(Clock::time_point t0, Clock::time_point t1,
-                    int64_t num_sampled, int64_t prompt_tokens,
-                    int64_t preemptions,
-                    const std::vector<FinishedRequest> &ended); // engine thread
-  std::shared_ptr<Channel> channel(uint64_t id) const;          // lock held
-  bool stop_string_hit(const Request &r);
+  void update_stats(Clock::time_point t0, Clock::time_point t1, int64_t num_sampled,
+                    int64_t prompt_tokens, int64_t preemptions,
+                    const std::vector<FinishedRequest>& ended);  // engine thread
+  std::shared_ptr<Channel> channel(uint64_t id) const;           // lock held
+  bool stop_string_hit(const Request& r);
 
   std::shared_ptr<LlamaModel> model_;
   EngineConfig config_;
@@ -172,4 +166,4 @@ private:
   std::thread thread_;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -19,15 +19,14 @@ struct EngineConfig {
   int64_t kv_cache_blocks = 0;
   int64_t kv_cache_bytes = 0;
   int block_size = 16;
-  DType kv_dtype = DType::kF16; // f16, f32 or bf16
+  DType kv_dtype = DType::kF16;  // f16, f32 or bf16
   bool enable_prefix_caching = true;
-  double watermark = 0.01; // fraction of blocks kept free when admitting
-  int64_t swap_space_bytes = int64_t{256}
-                             << 20; // host memory for swapped-out sequences
+  double watermark = 0.01;                        // fraction of blocks kept free when admitting
+  int64_t swap_space_bytes = int64_t{256} << 20;  // host memory for swapped-out sequences
 
   int32_t max_batched_tokens = 512;
   int32_t max_sequences = 64;
-  int32_t max_model_len = 0; // 0: the model's context length
+  int32_t max_model_len = 0;  // 0: the model's context length
   bool chunked_prefill = true;
   PreemptionMode preemption = PreemptionMode::kRecompute;
   int32_t aging_steps = 64;
@@ -38,4 +37,4 @@ struct EngineConfig {
   void validate() const;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -31,28 +31,27 @@ struct StepResult {
 };
 
 class ModelRunner {
-public:
-  ModelRunner(LlamaModel &model, KvCache &cache, KvCacheManager &manager,
-              PagedKvSlots &slots);
+ public:
+  ModelRunner(LlamaModel& model, KvCache& cache, KvCacheManager& manager, PagedKvSlots& slots);
 
   // Runs the step planned by `out`. Throws if the forward pass itself fails
   // (every request of the step is then affected); per-request sampling failures
   // are reported in the result.
-  StepResult execute(const SchedulerOutput &out, const Scheduler &scheduler);
+  StepResult execute(const SchedulerOutput& out, const Scheduler& scheduler);
 
   // Forgets a finished request's sampler.
   void release(uint64_t request_id) { samplers_.erase(request_id); }
 
-private:
-  Sampler &sampler_for(const Request &r);
+ private:
+  Sampler& sampler_for(const Request& r);
 
-  LlamaModel &model_;
-  KvCache &cache_;
-  KvCacheManager &manager_;
-  PagedKvSlots &slots_;
+  LlamaModel& model_;
+  KvCache& cache_;
+  KvCacheManager& manager_;
+  PagedKvSlots& slots_;
   Batch batch_;
   Tensor logits_;
   std::unordered_map<uint64_t, std::unique_ptr<Sampler>> samplers_;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -19,15 +19,13 @@
 namespace llmos {
 
 class PagedKvSlots final : public KvSlots {
-public:
+ public:
   // swap_budget_bytes bounds the host memory that swapped-out sequences may
   // hold.
-  PagedKvSlots(KvCacheManager &manager, KvCache &cache,
-               int64_t swap_budget_bytes);
+  PagedKvSlots(KvCacheManager& manager, KvCache& cache, int64_t swap_budget_bytes);
 
   bool allocate_slots(uint64_t seq, int32_t num_new_tokens) override;
-  int32_t cached_prefix_tokens(uint64_t seq,
-                               std::span<const int32_t> tokens) override;
+  int32_t cached_prefix_tokens(uint64_t seq, std::span<const int32_t> tokens) override;
   void free(uint64_t seq) override;
   void free_finished(uint64_t seq) override;
   bool can_admit(int32_t num_tokens) const override;
@@ -52,15 +50,15 @@ public:
   int64_t swap_budget_bytes() const { return swap_budget_; }
   int64_t num_swapped() const { return static_cast<int64_t>(host_.size()); }
 
-private:
+ private:
   struct HostEntry {
     HostKv kv;
-    bool counted = true; // against the swap budget
+    bool counted = true;  // against the swap budget
   };
   void drop_host(uint64_t seq);
 
-  KvCacheManager &manager_;
-  KvCache &cache_;
+  KvCacheManager& manager_;
+  KvCache& cache_;
   int64_t swap_budget_;
   int64_t swap_used_ = 0;
   std::unordered_map<uint64_t, HostEntry> host_;
@@ -68,4 +66,4 @@ private:
   std::unordered_map<uint64_t, HostKv> kept_;
 };
 
-} // namespace llmos
+}  // namespace llmos

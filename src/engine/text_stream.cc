@@ -7,18 +7,16 @@ namespace {
 
 // Length of the longest prefix of `s` that does not end inside a UTF-8
 // sequence.
-size_t complete_utf8_prefix(const std::string &s, size_t end) {
+size_t complete_utf8_prefix(const std::string& s, size_t end) {
   // Walk back over at most 3 continuation bytes to the lead byte of the last
   // sequence.
   size_t i = end;
   int back = 0;
-  while (i > 0 && back < 4 &&
-         (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
+  while (i > 0 && back < 4 && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) {
     --i;
     ++back;
   }
-  if (i == 0)
-    return end; // only continuation bytes: nothing to wait for
+  if (i == 0) return end;  // only continuation bytes: nothing to wait for
   const auto lead = static_cast<unsigned char>(s[i - 1]);
   size_t need = 1;
   if (lead >= 0xF0) {
@@ -28,59 +26,46 @@ size_t complete_utf8_prefix(const std::string &s, size_t end) {
   } else if (lead >= 0xC0) {
     need = 2;
   }
-  if (need == 1)
-    return end; // ASCII (or stray continuation bytes before it)
+  if (need == 1) return end;  // ASCII (or stray continuation bytes before it)
   const size_t have = end - (i - 1);
   return have >= need ? end : i - 1;
 }
 
-size_t longest(const std::vector<std::string> &strings) {
+size_t longest(const std::vector<std::string>& strings) {
   size_t n = 0;
-  for (const auto &s : strings)
-    n = std::max(n, s.size());
+  for (const auto& s : strings) n = std::max(n, s.size());
   return n;
 }
 
-} // namespace
+}  // namespace
 
-void TextStream::update(const Tokenizer &tokenizer,
-                        std::span<const int32_t> generated) {
-  if (generated.size() == num_decoded_)
-    return;
-  text_ = tokenizer.decode(
-      std::vector<TokenId>(generated.begin(), generated.end()));
+void TextStream::update(const Tokenizer& tokenizer, std::span<const int32_t> generated) {
+  if (generated.size() == num_decoded_) return;
+  text_ = tokenizer.decode(std::vector<TokenId>(generated.begin(), generated.end()));
   num_decoded_ = generated.size();
 }
 
-bool TextStream::find_stop(const std::vector<std::string> &stop_strings) {
-  if (stop_at_ != std::string::npos)
-    return true;
+bool TextStream::find_stop(const std::vector<std::string>& stop_strings) {
+  if (stop_at_ != std::string::npos) return true;
   const size_t longest_stop = longest(stop_strings);
-  if (longest_stop == 0)
-    return false;
+  if (longest_stop == 0) return false;
   // A match may straddle what was searched before and what is new.
-  const size_t from =
-      checked_ >= longest_stop ? checked_ - longest_stop + 1 : 0;
-  for (const auto &stop : stop_strings) {
+  const size_t from = checked_ >= longest_stop ? checked_ - longest_stop + 1 : 0;
+  for (const auto& stop : stop_strings) {
     const size_t at = text_.find(stop, from);
-    if (at != std::string::npos)
-      stop_at_ = std::min(stop_at_, at);
+    if (at != std::string::npos) stop_at_ = std::min(stop_at_, at);
   }
   checked_ = text_.size();
   return stop_at_ != std::string::npos;
 }
 
-std::string
-TextStream::take_ready(const std::vector<std::string> &stop_strings) {
+std::string TextStream::take_ready(const std::vector<std::string>& stop_strings) {
   size_t end = text_.size();
   const size_t hold = longest(stop_strings);
-  if (hold > 0)
-    end = end >= hold - 1 ? end - (hold - 1) : 0;
-  if (stop_at_ != std::string::npos)
-    end = std::min(end, stop_at_);
+  if (hold > 0) end = end >= hold - 1 ? end - (hold - 1) : 0;
+  if (stop_at_ != std::string::npos) end = std::min(end, stop_at_);
   end = complete_utf8_prefix(text_, end);
-  if (end <= emitted_)
-    return {};
+  if (end <= emitted_) return {};
   std::string out = text_.substr(emitted_, end - emitted_);
   emitted_ = end;
   return out;
@@ -92,15 +77,12 @@ size_t TextStream::end_for(bool stopped) const {
 
 std::string TextStream::take_rest(bool stopped) {
   const size_t end = end_for(stopped);
-  if (end <= emitted_)
-    return {};
+  if (end <= emitted_) return {};
   std::string out = text_.substr(emitted_, end - emitted_);
   emitted_ = end;
   return out;
 }
 
-std::string TextStream::final_text(bool stopped) const {
-  return text_.substr(0, end_for(stopped));
-}
+std::string TextStream::final_text(bool stopped) const { return text_.substr(0, end_for(stopped)); }
 
-} // namespace llmos
+}  // namespace llmos

@@ -16,27 +16,27 @@
 namespace llmos {
 
 class TextStream {
-public:
+ public:
   // Re-derives the text from the request's generated tokens.
-  void update(const Tokenizer &tokenizer, std::span<const int32_t> generated);
+  void update(const Tokenizer& tokenizer, std::span<const int32_t> generated);
   // True once any stop string occurs in the text; remembers the earliest
   // position.
-  bool find_stop(const std::vector<std::string> &stop_strings);
+  bool find_stop(const std::vector<std::string>& stop_strings);
   // The next delta that is safe to show now.
-  std::string take_ready(const std::vector<std::string> &stop_strings);
+  std::string take_ready(const std::vector<std::string>& stop_strings);
   // Everything not yet handed out, cut before the stop string when `stopped`.
   std::string take_rest(bool stopped);
   // The whole text, cut before the stop string when `stopped`.
   std::string final_text(bool stopped) const;
 
-private:
+ private:
   size_t end_for(bool stopped) const;
 
   std::string text_;
-  size_t num_decoded_ = 0; // tokens that text_ reflects
-  size_t emitted_ = 0;     // bytes handed out
-  size_t checked_ = 0;     // bytes already searched for stop strings
+  size_t num_decoded_ = 0;  // tokens that text_ reflects
+  size_t emitted_ = 0;      // bytes handed out
+  size_t checked_ = 0;      // bytes already searched for stop strings
   size_t stop_at_ = std::string::npos;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -24,21 +24,18 @@
 namespace llmos {
 
 class BlockPool {
-public:
+ public:
   static constexpr int32_t kNullBlock = 0;
   // Bounds that keep bad configuration from turning into huge metadata
   // allocations.
   static constexpr int64_t kMaxBlocks = int64_t{1} << 24;
   static constexpr int kMaxBlockSize = 1 << 16;
 
-  BlockPool(int64_t num_blocks, int block_size,
-            bool enable_prefix_caching = true);
-  BlockPool(const BlockPool &) = delete;
-  BlockPool &operator=(const BlockPool &) = delete;
+  BlockPool(int64_t num_blocks, int block_size, bool enable_prefix_caching = true);
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
 
-  int64_t num_blocks() const {
-    return static_cast<int64_t>(blocks_.size());
-  } // incl. null
+  int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }  // incl. null
   int64_t num_usable_blocks() const { return num_blocks() - 1; }
   int block_size() const { return block_size_; }
   bool prefix_caching_enabled() const { return enable_prefix_caching_; }
@@ -46,13 +43,11 @@ public:
   // Allocatable blocks: free plus cached (cached ones are evicted when taken).
   int64_t num_free_blocks() const { return queue_.size(); }
   int64_t num_cached_blocks() const { return num_cached_; }
-  int64_t num_used_blocks() const {
-    return num_usable_blocks() - queue_.size();
-  }
+  int64_t num_used_blocks() const { return num_usable_blocks() - queue_.size(); }
 
   // Appends `n` fresh blocks (ref_count 1, no hash) to `out`, LRU first.
   // Returns false and changes nothing when fewer than `n` blocks are free.
-  bool allocate(int64_t n, std::vector<int32_t> &out);
+  bool allocate(int64_t n, std::vector<int32_t>& out);
 
   // The cached or used block registered under `hash` whose parent hash and
   // tokens also match, or nullopt.
@@ -74,30 +69,25 @@ public:
   int32_t ref_count(int32_t block) const { return at(block).ref_count; }
   bool is_free(int32_t block) const { return at(block).in_free_queue(); }
   std::optional<uint64_t> block_hash(int32_t block) const;
-  std::optional<int32_t>
-  lookup_hash(uint64_t hash) const; // the map entry, unverified
-  int64_t num_hashed_blocks() const {
-    return static_cast<int64_t>(map_.size());
-  }
-  std::vector<int32_t> free_queue_ids() const {
-    return queue_.ids();
-  } // LRU front first
+  std::optional<int32_t> lookup_hash(uint64_t hash) const;  // the map entry, unverified
+  int64_t num_hashed_blocks() const { return static_cast<int64_t>(map_.size()); }
+  std::vector<int32_t> free_queue_ids() const { return queue_.ids(); }  // LRU front first
 
   // Walks every structure and throws kInternal on the first inconsistency
   // (tests, debugging).
   void check_consistency() const;
 
-private:
-  const KvBlock &at(int32_t block) const;
-  KvBlock &at(int32_t block);
-  void drop_hash(KvBlock &b);
+ private:
+  const KvBlock& at(int32_t block) const;
+  KvBlock& at(int32_t block);
+  void drop_hash(KvBlock& b);
 
   int block_size_;
   bool enable_prefix_caching_;
-  std::vector<KvBlock> blocks_; // fixed size: the queue links point into it
+  std::vector<KvBlock> blocks_;  // fixed size: the queue links point into it
   FreeBlockQueue queue_;
   std::unordered_map<uint64_t, int32_t> map_;
   int64_t num_cached_ = 0;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -13,8 +13,8 @@ namespace {
 constexpr char kMagic[8] = {'L', 'L', 'M', 'O', 'S', 'C', 'T', 'X'};
 constexpr uint32_t kVersion = 1;
 
-uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-  const auto *p = static_cast<const unsigned char *>(data);
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
   for (size_t i = 0; i < n; ++i) {
     h ^= p[i];
     h *= 0x100000001b3ULL;
@@ -25,74 +25,66 @@ constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
 
 // Writes through stdio, hashing everything written.
 class Writer {
-public:
-  explicit Writer(const std::string &path)
-      : path_(path), f_(std::fopen(path.c_str(), "wb")) {
-    if (!f_)
-      throw_error(StatusCode::kIo, "context snapshot ", path,
-                  ": cannot open for writing");
+ public:
+  explicit Writer(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
+    if (!f_) throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot open for writing");
   }
   ~Writer() {
-    if (f_)
-      std::fclose(f_);
+    if (f_) std::fclose(f_);
   }
-  void put(const void *p, size_t n) {
+  void put(const void* p, size_t n) {
     hash_ = fnv1a(hash_, p, n);
     if (n != 0 && std::fwrite(p, 1, n, f_) != n) {
-      throw_error(StatusCode::kIo, "context snapshot ", path_,
-                  ": write failed");
+      throw_error(StatusCode::kIo, "context snapshot ", path_, ": write failed");
     }
   }
-  template <typename T> void put(T v) { put(&v, sizeof v); }
+  template <typename T>
+  void put(T v) {
+    put(&v, sizeof v);
+  }
   void finish() {
     const uint64_t h = hash_;
     put(h);
     const int rc = std::fclose(f_);
     f_ = nullptr;
-    if (rc != 0)
-      throw_error(StatusCode::kIo, "context snapshot ", path_,
-                  ": close failed");
+    if (rc != 0) throw_error(StatusCode::kIo, "context snapshot ", path_, ": close failed");
   }
 
-private:
+ private:
   std::string path_;
-  FILE *f_;
+  FILE* f_;
   uint64_t hash_ = kFnvOffset;
 };
 
 // Reads a whole file and walks it with bounds checks.
 class Reader {
-public:
-  explicit Reader(const std::string &path) : path_(path) {
-    std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"),
-                                             &std::fclose);
-    if (!f)
-      throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot open");
+ public:
+  explicit Reader(const std::string& path) : path_(path) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot open");
     if (std::fseek(f.get(), 0, SEEK_END) != 0)
       throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot seek");
     const long size = std::ftell(f.get());
-    if (size < 0)
-      throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot size");
+    if (size < 0) throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot size");
     std::rewind(f.get());
     bytes_.resize(static_cast<size_t>(size));
-    if (size > 0 &&
-        std::fread(bytes_.data(), 1, bytes_.size(), f.get()) != bytes_.size()) {
+    if (size > 0 && std::fread(bytes_.data(), 1, bytes_.size(), f.get()) != bytes_.size()) {
       throw_error(StatusCode::kIo, "context snapshot ", path, ": read failed");
     }
   }
   size_t remaining() const { return bytes_.size() - pos_; }
   size_t pos() const { return pos_; }
   [[noreturn]] void fail(std::string_view field, std::string_view what) const {
-    throw_error(StatusCode::kFormat, "context snapshot ", path_, ": ", field,
-                " at offset ", pos_, ": ", what);
+    throw_error(StatusCode::kFormat, "context snapshot ", path_, ": ", field, " at offset ", pos_,
+                ": ", what);
   }
-  void get(void *out, size_t n, std::string_view field) {
-    if (n > remaining())
-      fail(field, "file truncated");
+  void get(void* out, size_t n, std::string_view field) {
+    if (n > remaining()) fail(field, "file truncated");
     std::memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
   }
-  template <typename T> T get(std::string_view field) {
+  template <typename T>
+  T get(std::string_view field) {
     T v;
     get(&v, sizeof v, field);
     return v;
@@ -107,38 +99,32 @@ public:
     }
     return n;
   }
-  uint64_t hash_so_far() const {
-    return fnv1a(kFnvOffset, bytes_.data(), pos_);
-  }
+  uint64_t hash_so_far() const { return fnv1a(kFnvOffset, bytes_.data(), pos_); }
 
-private:
+ private:
   std::string path_;
   std::vector<unsigned char> bytes_;
   size_t pos_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 void ContextSnapshot::validate() const {
   KvCacheSpec spec = layout;
-  spec.num_blocks = 1; // not part of a snapshot's layout
+  spec.num_blocks = 1;  // not part of a snapshot's layout
   spec.validate();
-  LLMOS_CHECK_ARG(kv.num_tokens >= 0 &&
-                      kv.num_tokens <= static_cast<int64_t>(tokens.size()),
-                  "context snapshot: ", kv.num_tokens,
-                  " K/V tokens for a history of ", tokens.size());
-  LLMOS_CHECK_ARG(kv.block_bytes == spec.block_bytes(),
-                  "context snapshot: blocks of ", kv.block_bytes,
-                  " bytes, the layout needs ", spec.block_bytes());
-  const int64_t blocks =
-      (kv.num_tokens + spec.block_size - 1) / spec.block_size;
-  LLMOS_CHECK_ARG(static_cast<int64_t>(kv.data.size()) ==
-                      blocks * kv.block_bytes,
-                  "context snapshot: ", kv.data.size(), " bytes of K/V, ",
-                  kv.num_tokens, " tokens need ", blocks * kv.block_bytes);
+  LLMOS_CHECK_ARG(kv.num_tokens >= 0 && kv.num_tokens <= static_cast<int64_t>(tokens.size()),
+                  "context snapshot: ", kv.num_tokens, " K/V tokens for a history of ",
+                  tokens.size());
+  LLMOS_CHECK_ARG(kv.block_bytes == spec.block_bytes(), "context snapshot: blocks of ",
+                  kv.block_bytes, " bytes, the layout needs ", spec.block_bytes());
+  const int64_t blocks = (kv.num_tokens + spec.block_size - 1) / spec.block_size;
+  LLMOS_CHECK_ARG(static_cast<int64_t>(kv.data.size()) == blocks * kv.block_bytes,
+                  "context snapshot: ", kv.data.size(), " bytes of K/V, ", kv.num_tokens,
+                  " tokens need ", blocks * kv.block_bytes);
 }
 
-void ContextSnapshot::save(const std::string &path) const {
+void ContextSnapshot::save(const std::string& path) const {
   validate();
   Writer w(path);
   w.put(kMagic, sizeof kMagic);
@@ -158,7 +144,7 @@ void ContextSnapshot::save(const std::string &path) const {
   w.finish();
 }
 
-ContextSnapshot ContextSnapshot::load(const std::string &path) {
+ContextSnapshot ContextSnapshot::load(const std::string& path) {
   Reader r(path);
   char magic[8];
   r.get(magic, sizeof magic, "magic");
@@ -167,8 +153,7 @@ ContextSnapshot ContextSnapshot::load(const std::string &path) {
                 ": magic at offset 0: not an llmos context snapshot");
   }
   const auto version = r.get<uint32_t>("version");
-  if (version != kVersion)
-    r.fail("version", "unsupported version " + std::to_string(version));
+  if (version != kVersion) r.fail("version", "unsupported version " + std::to_string(version));
   ContextSnapshot s;
   s.model_fingerprint = r.get<uint64_t>("model fingerprint");
   s.layout.num_layers = r.get<int32_t>("num_layers");
@@ -176,53 +161,45 @@ ContextSnapshot ContextSnapshot::load(const std::string &path) {
   s.layout.head_dim = r.get<int32_t>("head_dim");
   s.layout.block_size = r.get<int32_t>("block_size");
   const auto dtype = r.get<int32_t>("dtype");
-  if (dtype != static_cast<int32_t>(DType::kF32) &&
-      dtype != static_cast<int32_t>(DType::kF16) &&
+  if (dtype != static_cast<int32_t>(DType::kF32) && dtype != static_cast<int32_t>(DType::kF16) &&
       dtype != static_cast<int32_t>(DType::kBF16)) {
-    r.fail("dtype",
-           "KV dtype id " + std::to_string(dtype) + " is not f32, f16 or bf16");
+    r.fail("dtype", "KV dtype id " + std::to_string(dtype) + " is not f32, f16 or bf16");
   }
   s.layout.dtype = static_cast<DType>(dtype);
   s.layout.num_blocks = 1;
   try {
     s.layout.validate();
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     r.fail("layout", e.what());
   }
   const int64_t n_tokens = r.count("n_tokens", sizeof(int32_t));
   s.tokens.resize(static_cast<size_t>(n_tokens));
   r.get(s.tokens.data(), s.tokens.size() * sizeof(int32_t), "tokens");
   for (size_t i = 0; i < s.tokens.size(); ++i) {
-    if (s.tokens[i] < 0)
-      r.fail("tokens", "token " + std::to_string(i) + " is negative");
+    if (s.tokens[i] < 0) r.fail("tokens", "token " + std::to_string(i) + " is negative");
   }
   s.kv.num_tokens = r.get<int64_t>("n_kv_tokens");
   if (s.kv.num_tokens < 0 || s.kv.num_tokens > n_tokens) {
-    r.fail("n_kv_tokens",
-           std::to_string(s.kv.num_tokens) + " outside [0, n_tokens]");
+    r.fail("n_kv_tokens", std::to_string(s.kv.num_tokens) + " outside [0, n_tokens]");
   }
   s.kv.block_bytes = r.get<int64_t>("block_bytes");
   if (s.kv.block_bytes != s.layout.block_bytes()) {
-    r.fail("block_bytes", std::to_string(s.kv.block_bytes) +
-                              " does not match the layout's " +
+    r.fail("block_bytes", std::to_string(s.kv.block_bytes) + " does not match the layout's " +
                               std::to_string(s.layout.block_bytes()));
   }
-  const int64_t n_blocks =
-      r.count("n_blocks", static_cast<size_t>(s.kv.block_bytes));
+  const int64_t n_blocks = r.count("n_blocks", static_cast<size_t>(s.kv.block_bytes));
   const int64_t bs = s.layout.block_size;
   if (n_blocks != (s.kv.num_tokens + bs - 1) / bs) {
-    r.fail("n_blocks", std::to_string(n_blocks) + " blocks for " +
-                           std::to_string(s.kv.num_tokens) + " tokens");
+    r.fail("n_blocks",
+           std::to_string(n_blocks) + " blocks for " + std::to_string(s.kv.num_tokens) + " tokens");
   }
   s.kv.data.resize(static_cast<size_t>(n_blocks * s.kv.block_bytes));
   r.get(s.kv.data.data(), s.kv.data.size(), "K/V data");
   const uint64_t expect = r.hash_so_far();
   const auto stored = r.get<uint64_t>("checksum");
-  if (stored != expect)
-    r.fail("checksum", "does not match the contents (corrupted file)");
-  if (r.remaining() != 0)
-    r.fail("end", std::to_string(r.remaining()) + " trailing bytes");
+  if (stored != expect) r.fail("checksum", "does not match the contents (corrupted file)");
+  if (r.remaining() != 0) r.fail("end", std::to_string(r.remaining()) + " trailing bytes");
   return s;
 }
 
-} // namespace llmos
+}  // namespace llmos

@@ -23,17 +23,16 @@
 namespace llmos {
 
 struct ContextSnapshot {
-  uint64_t model_fingerprint = 0; // which model's K/V these are (see Engine)
-  KvCacheSpec layout; // num_blocks unused; dtype/geometry must match to restore
-  std::vector<int32_t>
-      tokens; // the whole history; the K/V of the first kv.num_tokens
-  HostKv kv;  // are in `kv` (the last sampled token has none yet)
+  uint64_t model_fingerprint = 0;  // which model's K/V these are (see Engine)
+  KvCacheSpec layout;              // num_blocks unused; dtype/geometry must match to restore
+  std::vector<int32_t> tokens;     // the whole history; the K/V of the first kv.num_tokens
+  HostKv kv;                       // are in `kv` (the last sampled token has none yet)
 
   // Throws kInvalidArgument naming the first inconsistency (counts, sizes,
   // layout).
   void validate() const;
-  void save(const std::string &path) const;             // kIo on write failure
-  static ContextSnapshot load(const std::string &path); // kIo / kFormat
+  void save(const std::string& path) const;              // kIo on write failure
+  static ContextSnapshot load(const std::string& path);  // kIo / kFormat
 };
 
-} // namespace llmos
+}  // namespace llmos

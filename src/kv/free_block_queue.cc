@@ -9,18 +9,16 @@ FreeBlockQueue::FreeBlockQueue() {
   tail_.prev_free = &head_;
 }
 
-KvBlock *FreeBlockQueue::front() const {
-  return size_ == 0 ? nullptr : head_.next_free;
-}
+KvBlock* FreeBlockQueue::front() const { return size_ == 0 ? nullptr : head_.next_free; }
 
-KvBlock *FreeBlockQueue::pop_front() {
+KvBlock* FreeBlockQueue::pop_front() {
   LLMOS_ASSERT(size_ > 0);
-  KvBlock *block = head_.next_free;
+  KvBlock* block = head_.next_free;
   remove(block);
   return block;
 }
 
-void FreeBlockQueue::remove(KvBlock *block) {
+void FreeBlockQueue::remove(KvBlock* block) {
   LLMOS_ASSERT(block != nullptr && block != &head_ && block != &tail_);
   LLMOS_ASSERT(block->prev_free != nullptr && block->next_free != nullptr);
   block->prev_free->next_free = block->next_free;
@@ -30,10 +28,10 @@ void FreeBlockQueue::remove(KvBlock *block) {
   --size_;
 }
 
-void FreeBlockQueue::push_back(KvBlock *block) {
+void FreeBlockQueue::push_back(KvBlock* block) {
   LLMOS_ASSERT(block != nullptr && block != &head_ && block != &tail_);
   LLMOS_ASSERT(block->prev_free == nullptr && block->next_free == nullptr);
-  KvBlock *last = tail_.prev_free;
+  KvBlock* last = tail_.prev_free;
   last->next_free = block;
   block->prev_free = last;
   block->next_free = &tail_;
@@ -44,9 +42,8 @@ void FreeBlockQueue::push_back(KvBlock *block) {
 std::vector<int32_t> FreeBlockQueue::ids() const {
   std::vector<int32_t> out;
   out.reserve(static_cast<size_t>(size_));
-  for (const KvBlock *b = head_.next_free; b != &tail_; b = b->next_free)
-    out.push_back(b->id);
+  for (const KvBlock* b = head_.next_free; b != &tail_; b = b->next_free) out.push_back(b->id);
   return out;
 }
 
-} // namespace llmos
+}  // namespace llmos

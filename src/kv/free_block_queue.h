@@ -13,30 +13,29 @@
 namespace llmos {
 
 class FreeBlockQueue {
-public:
+ public:
   FreeBlockQueue();
   // The sentinels' addresses are linked into the blocks, so the queue cannot
   // move.
-  FreeBlockQueue(const FreeBlockQueue &) = delete;
-  FreeBlockQueue &operator=(const FreeBlockQueue &) = delete;
+  FreeBlockQueue(const FreeBlockQueue&) = delete;
+  FreeBlockQueue& operator=(const FreeBlockQueue&) = delete;
 
   int64_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
 
-  KvBlock *front() const;      // nullptr when empty
-  KvBlock *pop_front();        // kInternal error when empty
-  void remove(KvBlock *block); // kInternal error if the block is not queued
-  void
-  push_back(KvBlock *block); // kInternal error if the block is already queued
+  KvBlock* front() const;          // nullptr when empty
+  KvBlock* pop_front();            // kInternal error when empty
+  void remove(KvBlock* block);     // kInternal error if the block is not queued
+  void push_back(KvBlock* block);  // kInternal error if the block is already queued
 
   // Block ids front to back (for tests and debugging; O(n)).
   std::vector<int32_t> ids() const;
 
-private:
-  KvBlock head_; // sentinels: head_.next_free is the front, tail_.prev_free the
-                 // back
+ private:
+  KvBlock head_;  // sentinels: head_.next_free is the front, tail_.prev_free the
+                  // back
   KvBlock tail_;
   int64_t size_ = 0;
 };
 
-} // namespace llmos
+}  // namespace llmos

@@ -21,16 +21,13 @@ struct HostKv {
   std::vector<std::byte> data;
 
   int64_t num_blocks() const {
-    return block_bytes == 0 ? 0
-                            : static_cast<int64_t>(data.size()) / block_bytes;
+    return block_bytes == 0 ? 0 : static_cast<int64_t>(data.size()) / block_bytes;
   }
 };
 
 // Copies the blocks of `table` that cover `num_tokens` tokens out of the cache.
-HostKv read_host_kv(const KvCache &cache, const std::vector<int32_t> &table,
-                    int64_t num_tokens);
+HostKv read_host_kv(const KvCache& cache, const std::vector<int32_t>& table, int64_t num_tokens);
 // Writes host blocks into the (already allocated) blocks of `table`, in order.
-void write_host_kv(KvCache &cache, const std::vector<int32_t> &table,
-                   const HostKv &kv);
+void write_host_kv(KvCache& cache, const std::vector<int32_t>& table, const HostKv& kv);
 
-} // namespace llmos
+}  // namespace llmos

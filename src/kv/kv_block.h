@@ -18,15 +18,13 @@ struct KvBlock {
   // Prefix-cache identity, only for full blocks whose K/V rows are computed.
   bool has_hash = false;
   uint64_t hash = 0;
-  uint64_t parent_hash =
-      0; // hash of the previous block in the chain (verified on lookup)
-  std::vector<int32_t>
-      tokens; // the block's token ids (verified on lookup); empty if !has_hash
+  uint64_t parent_hash = 0;     // hash of the previous block in the chain (verified on lookup)
+  std::vector<int32_t> tokens;  // the block's token ids (verified on lookup); empty if !has_hash
   // Free-queue links; both null when the block is not in the queue.
-  KvBlock *prev_free = nullptr;
-  KvBlock *next_free = nullptr;
+  KvBlock* prev_free = nullptr;
+  KvBlock* next_free = nullptr;
 
   bool in_free_queue() const { return prev_free != nullptr; }
 };
 
-} // namespace llmos
+}  // namespace llmos

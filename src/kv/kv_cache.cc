@@ -8,32 +8,24 @@
 namespace llmos {
 
 int64_t KvCacheSpec::block_bytes() const {
-  return 2LL * num_layers * num_kv_heads * block_size * head_dim *
-         dtype_block_bytes(dtype);
+  return 2LL * num_layers * num_kv_heads * block_size * head_dim * dtype_block_bytes(dtype);
 }
 
 void KvCacheSpec::validate() const {
-  LLMOS_CHECK_ARG(num_layers > 0, "KV cache: num_layers must be positive, got ",
-                  num_layers);
-  LLMOS_CHECK_ARG(num_kv_heads > 0,
-                  "KV cache: num_kv_heads must be positive, got ",
-                  num_kv_heads);
-  LLMOS_CHECK_ARG(head_dim > 0, "KV cache: head_dim must be positive, got ",
-                  head_dim);
+  LLMOS_CHECK_ARG(num_layers > 0, "KV cache: num_layers must be positive, got ", num_layers);
+  LLMOS_CHECK_ARG(num_kv_heads > 0, "KV cache: num_kv_heads must be positive, got ", num_kv_heads);
+  LLMOS_CHECK_ARG(head_dim > 0, "KV cache: head_dim must be positive, got ", head_dim);
   LLMOS_CHECK_ARG(block_size > 0 && block_size <= 1024,
-                  "KV cache: block_size must be in [1, 1024], got ",
-                  block_size);
-  LLMOS_CHECK_ARG(num_blocks > 0, "KV cache: num_blocks must be positive, got ",
-                  num_blocks);
-  LLMOS_CHECK_ARG(
-      dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16,
-      "KV cache: dtype must be f32, f16 or bf16, got ", dtype_name(dtype));
+                  "KV cache: block_size must be in [1, 1024], got ", block_size);
+  LLMOS_CHECK_ARG(num_blocks > 0, "KV cache: num_blocks must be positive, got ", num_blocks);
+  LLMOS_CHECK_ARG(dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16,
+                  "KV cache: dtype must be f32, f16 or bf16, got ", dtype_name(dtype));
 }
 
-KvCache::KvCache(const KvCacheSpec &spec, Backend &backend) : spec_(spec) {
+KvCache::KvCache(const KvCacheSpec& spec, Backend& backend) : spec_(spec) {
   spec_.validate();
-  const std::vector<int64_t> shape{spec.num_blocks, spec.num_kv_heads,
-                                   spec.block_size, spec.head_dim};
+  const std::vector<int64_t> shape{spec.num_blocks, spec.num_kv_heads, spec.block_size,
+                                   spec.head_dim};
   // Not zeroed: attention only reads slots the step wrote first, and untouched
   // pages of a large host allocation cost no physical memory until tokens reach
   // them.
@@ -43,13 +35,12 @@ KvCache::KvCache(const KvCacheSpec &spec, Backend &backend) : spec_(spec) {
   }
 }
 
-void KvCache::check_block(int32_t block, const char *what) const {
-  LLMOS_CHECK_ARG(block >= 0 && block < spec_.num_blocks, "KvCache::", what,
-                  ": block ", block, " outside [0, ", spec_.num_blocks, ")");
+void KvCache::check_block(int32_t block, const char* what) const {
+  LLMOS_CHECK_ARG(block >= 0 && block < spec_.num_blocks, "KvCache::", what, ": block ", block,
+                  " outside [0, ", spec_.num_blocks, ")");
   if (!k_.empty() && k_[0].device().type != DeviceType::kCpu) {
-    throw_error(
-        StatusCode::kUnsupported, "KvCache::", what,
-        ": block transfers of a device-memory cache are not implemented");
+    throw_error(StatusCode::kUnsupported, "KvCache::", what,
+                ": block transfers of a device-memory cache are not implemented");
   }
 }
 
@@ -61,14 +52,12 @@ int64_t KvCache::layer_block_bytes() const {
 void KvCache::copy_block(int32_t src, int32_t dst) {
   check_block(src, "copy_block");
   check_block(dst, "copy_block");
-  if (src == dst)
-    return;
+  if (src == dst) return;
   const size_t n = static_cast<size_t>(layer_block_bytes());
   for (int l = 0; l < spec_.num_layers; ++l) {
-    for (Tensor *t : {&k_[l], &v_[l]}) {
-      auto *base = static_cast<std::byte *>(t->data());
-      std::memcpy(base + static_cast<size_t>(dst) * n,
-                  base + static_cast<size_t>(src) * n, n);
+    for (Tensor* t : {&k_[l], &v_[l]}) {
+      auto* base = static_cast<std::byte*>(t->data());
+      std::memcpy(base + static_cast<size_t>(dst) * n, base + static_cast<size_t>(src) * n, n);
     }
   }
 }
@@ -76,13 +65,13 @@ void KvCache::copy_block(int32_t src, int32_t dst) {
 void KvCache::read_block(int32_t block, std::span<std::byte> host) const {
   check_block(block, "read_block");
   LLMOS_CHECK_ARG(static_cast<int64_t>(host.size()) == block_bytes(),
-                  "KvCache::read_block: buffer of ", host.size(),
-                  " bytes, a block is ", block_bytes());
+                  "KvCache::read_block: buffer of ", host.size(), " bytes, a block is ",
+                  block_bytes());
   const size_t n = static_cast<size_t>(layer_block_bytes());
-  std::byte *out = host.data();
+  std::byte* out = host.data();
   for (int l = 0; l < spec_.num_layers; ++l) {
-    for (const Tensor *t : {&k_[l], &v_[l]}) {
-      const auto *base = static_cast<const std::byte *>(t->data());
+    for (const Tensor* t : {&k_[l], &v_[l]}) {
+      const auto* base = static_cast<const std::byte*>(t->data());
       std::memcpy(out, base + static_cast<size_t>(block) * n, n);
       out += n;
     }
@@ -92,17 +81,17 @@ void KvCache::read_block(int32_t block, std::span<std::byte> host) const {
 void KvCache::write_block(int32_t block, std::span<const std::byte> host) {
   check_block(block, "write_block");
   LLMOS_CHECK_ARG(static_cast<int64_t>(host.size()) == block_bytes(),
-                  "KvCache::write_block: buffer of ", host.size(),
-                  " bytes, a block is ", block_bytes());
+                  "KvCache::write_block: buffer of ", host.size(), " bytes, a block is ",
+                  block_bytes());
   const size_t n = static_cast<size_t>(layer_block_bytes());
-  const std::byte *in = host.data();
+  const std::byte* in = host.data();
   for (int l = 0; l < spec_.num_layers; ++l) {
-    for (Tensor *t : {&k_[l], &v_[l]}) {
-      auto *base = static_cast<std::byte *>(t->data());
+    for (Tensor* t : {&k_[l], &v_[l]}) {
+      auto* base = static_cast<std::byte*>(t->data());
       std::memcpy(base + static_cast<size_t>(block) * n, in, n);
       in += n;
     }
   }
 }
 
-} // namespace llmos
+}  // namespace llmos

@@ -22,23 +22,23 @@ struct KvCacheSpec {
   int head_dim = 0;
   int block_size = 16;
   int64_t num_blocks = 0;
-  DType dtype = DType::kF16; // f32, f16 or bf16
+  DType dtype = DType::kF16;  // f32, f16 or bf16
 
   // Bytes of one block across all layers, K and V.
   int64_t block_bytes() const;
-  void validate() const; // kInvalidArgument naming the bad field
+  void validate() const;  // kInvalidArgument naming the bad field
 };
 
 class KvCache {
-public:
+ public:
   // Allocates the pools on the backend's device.
-  KvCache(const KvCacheSpec &spec, Backend &backend);
+  KvCache(const KvCacheSpec& spec, Backend& backend);
 
-  const KvCacheSpec &spec() const { return spec_; }
-  Tensor &k(int layer) { return k_[layer]; }
-  Tensor &v(int layer) { return v_[layer]; }
-  const Tensor &k(int layer) const { return k_[layer]; }
-  const Tensor &v(int layer) const { return v_[layer]; }
+  const KvCacheSpec& spec() const { return spec_; }
+  Tensor& k(int layer) { return k_[layer]; }
+  Tensor& v(int layer) { return v_[layer]; }
+  const Tensor& k(int layer) const { return k_[layer]; }
+  const Tensor& v(int layer) const { return v_[layer]; }
 
   // Block transfers for copy-on-write, swap and snapshots. A block's bytes,
   // every layer's K then V, are block_bytes() long in host memory. Host-memory
@@ -49,13 +49,13 @@ public:
   void read_block(int32_t block, std::span<std::byte> host) const;
   void write_block(int32_t block, std::span<const std::byte> host);
 
-private:
-  void check_block(int32_t block, const char *what) const;
-  int64_t layer_block_bytes() const; // one layer's K (or V) rows of one block
+ private:
+  void check_block(int32_t block, const char* what) const;
+  int64_t layer_block_bytes() const;  // one layer's K (or V) rows of one block
 
   KvCacheSpec spec_;
   std::vector<Tensor> k_;
   std::vector<Tensor> v_;
 };
 
-} // namespace llmos
+}  // namespace llmos

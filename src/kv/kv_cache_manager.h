@@ -28,10 +28,10 @@ namespace llmos {
 using SeqId = int64_t;
 
 struct KvCacheManagerOptions {
-  int64_t num_blocks = 0; // including the reserved null block 0
-  int block_size = 16;    // tokens per block
+  int64_t num_blocks = 0;  // including the reserved null block 0
+  int block_size = 16;     // tokens per block
   bool enable_prefix_caching = true;
-  double watermark = 0.01; // fraction of usable blocks kept free at admission
+  double watermark = 0.01;  // fraction of usable blocks kept free at admission
 };
 
 // K/V rows of block `src` must be copied into block `dst` (copy-on-write)
@@ -39,28 +39,27 @@ struct KvCacheManagerOptions {
 struct BlockCopy {
   int32_t src = 0;
   int32_t dst = 0;
-  bool operator==(const BlockCopy &) const = default;
+  bool operator==(const BlockCopy&) const = default;
 };
 
 struct KvCacheStats {
-  int64_t total_blocks = 0;   // usable blocks (num_blocks - 1)
-  int64_t used_blocks = 0;    // referenced by at least one sequence
-  int64_t cached_blocks = 0;  // free, holding a prefix hash
-  int64_t free_blocks = 0;    // free, no hash
-  int64_t prefix_queries = 0; // find_cached_prefix calls with caching enabled
-  int64_t prefix_query_tokens = 0; // prompt tokens looked up
-  int64_t prefix_hit_tokens = 0;   // tokens served from the cache
+  int64_t total_blocks = 0;         // usable blocks (num_blocks - 1)
+  int64_t used_blocks = 0;          // referenced by at least one sequence
+  int64_t cached_blocks = 0;        // free, holding a prefix hash
+  int64_t free_blocks = 0;          // free, no hash
+  int64_t prefix_queries = 0;       // find_cached_prefix calls with caching enabled
+  int64_t prefix_query_tokens = 0;  // prompt tokens looked up
+  int64_t prefix_hit_tokens = 0;    // tokens served from the cache
   double prefix_hit_rate() const {
     return prefix_query_tokens == 0
                ? 0.0
-               : static_cast<double>(prefix_hit_tokens) /
-                     static_cast<double>(prefix_query_tokens);
+               : static_cast<double>(prefix_hit_tokens) / static_cast<double>(prefix_query_tokens);
   }
 };
 
 class KvCacheManager {
-public:
-  explicit KvCacheManager(const KvCacheManagerOptions &options);
+ public:
+  explicit KvCacheManager(const KvCacheManagerOptions& options);
 
   int block_size() const { return pool_.block_size(); }
 
@@ -101,26 +100,24 @@ public:
   std::vector<BlockCopy> take_block_copies();
 
   bool has_sequence(SeqId seq) const { return seqs_.count(seq) != 0; }
-  const std::vector<int32_t> &block_table(SeqId seq) const;
-  int64_t num_tokens(SeqId seq) const; // slots reserved so far
+  const std::vector<int32_t>& block_table(SeqId seq) const;
+  int64_t num_tokens(SeqId seq) const;  // slots reserved so far
   int64_t num_sequences() const { return static_cast<int64_t>(seqs_.size()); }
   std::vector<SeqId> sequence_ids() const;
-  int64_t num_free_blocks() const {
-    return pool_.num_free_blocks();
-  } // free + cached
+  int64_t num_free_blocks() const { return pool_.num_free_blocks(); }  // free + cached
   KvCacheStats stats() const;
-  const BlockPool &pool() const { return pool_; }
+  const BlockPool& pool() const { return pool_; }
 
-private:
+ private:
   struct SeqState {
     std::vector<int32_t> blocks;
-    int64_t num_tokens = 0;    // slots reserved
-    int64_t num_committed = 0; // leading full blocks whose chain hash is known
-    uint64_t last_hash = kRootBlockHash; // chain hash of block num_committed-1
+    int64_t num_tokens = 0;               // slots reserved
+    int64_t num_committed = 0;            // leading full blocks whose chain hash is known
+    uint64_t last_hash = kRootBlockHash;  // chain hash of block num_committed-1
   };
 
-  SeqState &state(SeqId seq, const char *what);
-  const SeqState &state(SeqId seq, const char *what) const;
+  SeqState& state(SeqId seq, const char* what);
+  const SeqState& state(SeqId seq, const char* what) const;
   int64_t blocks_for(int64_t tokens) const;
 
   BlockPool pool_;
@@ -132,4 +129,4 @@ private:
   int64_t prefix_hit_tokens_ = 0;
 };
 
-} // namespace llmos
+}  // namespace llmos

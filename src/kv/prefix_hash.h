@@ -20,14 +20,12 @@ namespace llmos {
 // Parent hash of the first block of every sequence.
 inline constexpr uint64_t kRootBlockHash = 0x6c6c6d6f732d6b76ULL;
 
-uint64_t hash_block_tokens(uint64_t parent_hash,
-                           std::span<const int32_t> tokens,
+uint64_t hash_block_tokens(uint64_t parent_hash, std::span<const int32_t> tokens,
                            std::span<const uint64_t> extra_keys = {});
 
 // Chained hashes of every full block of `tokens` (a trailing partial block is
 // not hashed).
-std::vector<uint64_t>
-hash_full_blocks(std::span<const int32_t> tokens, int block_size,
-                 std::span<const uint64_t> extra_keys = {});
+std::vector<uint64_t> hash_full_blocks(std::span<const int32_t> tokens, int block_size,
+                                       std::span<const uint64_t> extra_keys = {});
 
-} // namespace llmos
+}  // namespace llmos

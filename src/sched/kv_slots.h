@@ -10,7 +10,7 @@
 namespace llmos {
 
 class KvSlots {
-public:
+ public:
   virtual ~KvSlots() = default;
 
   // Grows `seq`'s KV by num_new_tokens slots (creating the sequence on first
@@ -22,8 +22,7 @@ public:
   // sequence `seq` and returns how many tokens they cover (0 without prefix
   // caching). Never more than tokens.size(); the scheduler passes all but the
   // last prompt token so one is always computed.
-  virtual int32_t cached_prefix_tokens(uint64_t seq,
-                                       std::span<const int32_t> tokens) = 0;
+  virtual int32_t cached_prefix_tokens(uint64_t seq, std::span<const int32_t> tokens) = 0;
 
   // Releases everything `seq` holds (device and host); unknown ids are a no-op.
   virtual void free(uint64_t seq) = 0;
@@ -48,4 +47,4 @@ public:
   virtual bool swap_in(uint64_t seq) = 0;
 };
 
-} // namespace llmos
+}  // namespace llmos

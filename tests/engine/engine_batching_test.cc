@@ -10,7 +10,7 @@ namespace llmos {
 namespace {
 
 struct Case {
-  const char *name;
+  const char* name;
   EngineConfig config;
   bool expect_preemption = false;
   bool expect_prefix_hits = false;
@@ -49,13 +49,10 @@ std::vector<Case> cases() {
     c.expect_prefix_hits = true;
     out.push_back(c);
   }
-  for (PreemptionMode mode :
-       {PreemptionMode::kRecompute, PreemptionMode::kSwap}) {
-    Case c{mode == PreemptionMode::kSwap ? "preempt_swap" : "preempt_recompute",
-           base_config()};
+  for (PreemptionMode mode : {PreemptionMode::kRecompute, PreemptionMode::kSwap}) {
+    Case c{mode == PreemptionMode::kSwap ? "preempt_swap" : "preempt_recompute", base_config()};
     c.config.block_size = 4;
-    c.config.kv_cache_blocks =
-        40; // ~160 tokens for 8 sequences of ~60-100 tokens
+    c.config.kv_cache_blocks = 40;  // ~160 tokens for 8 sequences of ~60-100 tokens
     c.config.watermark = 0.0;
     c.config.preemption = mode;
     c.expect_preemption = true;
@@ -65,10 +62,10 @@ std::vector<Case> cases() {
 }
 
 class EngineBatching : public ::testing::Test {
-protected:
+ protected:
   static void SetUpTestSuite() {
     model_ = test::load_engine_test_model();
-    for (const std::string &p : test::engine_test_prompts()) {
+    for (const std::string& p : test::engine_test_prompts()) {
       std::vector<int32_t> ids = model_->tokenizer().encode(p, true);
       expected_.push_back(test::generate_alone(*model_, ids, kMaxTokens));
     }
@@ -83,7 +80,7 @@ std::shared_ptr<LlamaModel> EngineBatching::model_;
 std::vector<std::vector<int32_t>> EngineBatching::expected_;
 
 TEST_F(EngineBatching, EveryPromptGetsItsSolitaryTokens) {
-  for (const Case &c : cases()) {
+  for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
     Engine engine(model_, c.config);
     EngineRequest settings;
@@ -92,27 +89,21 @@ TEST_F(EngineBatching, EveryPromptGetsItsSolitaryTokens) {
     // Twice: the second round finds the first round's blocks in the prefix
     // cache.
     for (int round = 0; round < 2; ++round) {
-      std::vector<RequestResult> results =
-          engine.generate(test::engine_test_prompts(), settings);
+      std::vector<RequestResult> results = engine.generate(test::engine_test_prompts(), settings);
       ASSERT_EQ(results.size(), expected_.size());
       for (size_t i = 0; i < results.size(); ++i) {
-        EXPECT_EQ(results[i].tokens, expected_[i])
-            << "prompt " << i << ", round " << round;
+        EXPECT_EQ(results[i].tokens, expected_[i]) << "prompt " << i << ", round " << round;
         EXPECT_TRUE(results[i].finish_reason == RequestFinishReason::kLength ||
                     results[i].finish_reason == RequestFinishReason::kEos)
-            << request_finish_reason_name(results[i].finish_reason) << " "
-            << results[i].error;
+            << request_finish_reason_name(results[i].finish_reason) << " " << results[i].error;
       }
     }
     const EngineStats st = engine.stats();
-    EXPECT_EQ(st.kv.used_blocks, 0)
-        << "blocks leaked after every request finished";
-    EXPECT_EQ(st.kv.used_blocks + st.kv.cached_blocks + st.kv.free_blocks,
-              st.kv.total_blocks);
+    EXPECT_EQ(st.kv.used_blocks, 0) << "blocks leaked after every request finished";
+    EXPECT_EQ(st.kv.used_blocks + st.kv.cached_blocks + st.kv.free_blocks, st.kv.total_blocks);
     EXPECT_EQ(st.num_running + st.num_waiting + st.num_preempted, 0);
     if (c.expect_preemption) {
-      EXPECT_GT(st.total_preemptions, 0)
-          << "the KV budget did not force preemption";
+      EXPECT_GT(st.total_preemptions, 0) << "the KV budget did not force preemption";
     }
     if (c.expect_prefix_hits) {
       EXPECT_GT(st.kv.prefix_hit_tokens, 0);
@@ -134,8 +125,7 @@ TEST_F(EngineBatching, SeededSamplingDoesNotDependOnTheBatch) {
   std::vector<std::vector<int32_t>> alone;
   {
     Engine engine(model_, base_config());
-    for (const std::string &p : prompts)
-      alone.push_back(engine.generate({p}, settings)[0].tokens);
+    for (const std::string& p : prompts) alone.push_back(engine.generate({p}, settings)[0].tokens);
   }
   EngineConfig tight = base_config();
   tight.block_size = 4;
@@ -148,5 +138,5 @@ TEST_F(EngineBatching, SeededSamplingDoesNotDependOnTheBatch) {
   EXPECT_GT(engine.stats().total_preemptions, 0);
 }
 
-} // namespace
-} // namespace llmos
+}  // namespace
+}  // namespace llmos

@@ -34,10 +34,8 @@ inline std::shared_ptr<LlamaModel> load_engine_test_model(int threads = 2) {
 // Greedy tokens for one prompt, alone, through the single-sequence generator (a
 // separate code path from the engine: no scheduler, no shared cache, one
 // contiguous block table).
-inline std::vector<int32_t> generate_alone(LlamaModel &model,
-                                           const std::vector<int32_t> &prompt,
-                                           int max_tokens,
-                                           DType kv_dtype = DType::kF16) {
+inline std::vector<int32_t> generate_alone(LlamaModel& model, const std::vector<int32_t>& prompt,
+                                           int max_tokens, DType kv_dtype = DType::kF16) {
   GenerateOptions options;
   options.max_tokens = max_tokens;
   options.sampling.temperature = 0.0f;
@@ -49,9 +47,10 @@ inline std::vector<int32_t> generate_alone(LlamaModel &model,
 // Prompts of varied lengths; several share a long common prefix (a "system
 // prompt") so the prefix cache has something to find.
 inline std::vector<std::string> engine_test_prompts() {
-  const std::string system = "Once upon a time, there was a little girl named "
-                             "Lily. She loved to play outside in the "
-                             "park with her friends. ";
+  const std::string system =
+      "Once upon a time, there was a little girl named "
+      "Lily. She loved to play outside in the "
+      "park with her friends. ";
   return {
       system + "One day, she saw a big red ball.",
       "Tom had a dog.",
@@ -65,4 +64,4 @@ inline std::vector<std::string> engine_test_prompts() {
   };
 }
 
-} // namespace llmos::test
+}  // namespace llmos::test
