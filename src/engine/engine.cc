@@ -7,6 +7,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "core/logging.h"
 #include "engine/model_runner.h"
 #include "engine/paged_kv_slots.h"
 #include "engine/text_stream.h"
@@ -79,6 +80,7 @@ struct Engine::Core {
     double ttft = 0.0;
     bool keep_context = false;
     int32_t cached_prompt_tokens = 0;
+    std::string error;  // set when the request never reached the scheduler
     TextStream text;
   };
   std::unique_ptr<KvCache> cache;
@@ -87,6 +89,7 @@ struct Engine::Core {
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<ModelRunner> runner;
   std::unordered_map<uint64_t, Live> live;
+  std::vector<FinishedRequest> rejected;  // ended before reaching the scheduler
   std::deque<std::pair<Clock::time_point, int64_t>> recent;  // (step end, tokens generated)
 };
 
@@ -352,14 +355,14 @@ void Engine::apply_inbox() {
       }
       if (p.keep_context) c.slots->keep_on_finish(p.id);
       c.live.emplace(p.id, std::move(live));
-    } catch (const Error& e) {
-      // Validated at submit; only resource failures land here. Report, never
-      // drop silently.
-      auto& ch = *channels_.at(p.id);
-      ch.result.finish_reason = RequestFinishReason::kError;
-      ch.result.error = e.what();
+    } catch (const std::exception& e) {
+      // Validated at submit; only resource failures land here. Never dropped silently: a
+      // request the scheduler took is failed through it, one it refused ends here.
+      live.error = e.what();
       c.live.emplace(p.id, std::move(live));
-      c.scheduler->fail(p.id, e.what());
+      if (!c.scheduler->fail(p.id, e.what())) {
+        c.rejected.push_back({p.id, RequestFinishReason::kError});
+      }
     }
   }
   for (uint64_t id : cancels_) c.scheduler->cancel(id);
@@ -426,25 +429,35 @@ void Engine::run_step() {
   int64_t prompt_tokens = 0;
   int64_t preemptions = 0;
   if (c.scheduler->has_unfinished()) {
-    SchedulerOutput out = c.scheduler->schedule();
-    StepResult res;
     try {
-      res = c.runner->execute(out, *c.scheduler);
+      SchedulerOutput out = c.scheduler->schedule();
+      StepResult res;
+      try {
+        res = c.runner->execute(out, *c.scheduler);
+      } catch (const std::exception& e) {
+        // The forward pass failed: every request in the step is affected.
+        for (const ScheduledRequest& s : out.scheduled) c.scheduler->fail(s.request_id, e.what());
+        res = {};
+      }
+      for (auto& [id, msg] : res.failed) c.scheduler->fail(id, msg);
+      c.scheduler->update_from_output(out, res.sampled);
+      sampled = std::move(res.sampled);
+      for (const ScheduledRequest& s : out.scheduled) {
+        if (!s.is_decode) prompt_tokens += s.num_new_tokens;
+      }
+      preemptions = static_cast<int64_t>(out.preempted.size());
     } catch (const std::exception& e) {
-      for (const ScheduledRequest& s : out.scheduled) c.scheduler->fail(s.request_id, e.what());
-      res = {};
+      // A scheduler invariant broke: end every request with the reason rather than hang.
+      log_message(LogLevel::kError, std::string("engine step failed: ") + e.what());
+      sampled.clear();
+      for (const auto& [id, live] : c.live) c.scheduler->fail(id, e.what());
     }
-    for (auto& [id, msg] : res.failed) c.scheduler->fail(id, msg);
-    c.scheduler->update_from_output(out, res.sampled);
-    sampled = std::move(res.sampled);
-    for (const ScheduledRequest& s : out.scheduled) {
-      if (!s.is_decode) prompt_tokens += s.num_new_tokens;
-    }
-    preemptions = static_cast<int64_t>(out.preempted.size());
   }
   const Clock::time_point t1 = Clock::now();
 
   std::vector<FinishedRequest> ended = c.scheduler->take_finished_log();
+  ended.insert(ended.end(), c.rejected.begin(), c.rejected.end());
+  c.rejected.clear();
 
   update_stats(t0, t1, static_cast<int64_t>(sampled.size()), prompt_tokens, preemptions, ended);
 
@@ -497,6 +510,7 @@ void Engine::run_step() {
         }
       }
     }
+    if (r == nullptr) ev.error = live.error;
     res.finish_reason = f.reason;
     if (res.error.empty()) res.error = ev.error;
     res.time_to_first_token = live.ttft;
