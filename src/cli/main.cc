@@ -16,7 +16,9 @@ void print_usage(std::ostream& out) {
          "  info       describe a GGUF model file\n"
          "  tokenize   print the token ids of a text\n"
          "  perplexity score a model on a text file (llama-perplexity method)\n"
-         "  quantize   write a GGUF file with quantized weights\n\n"
+         "  quantize   write a GGUF file with quantized weights\n"
+         "  batch      run a file of prompts through the engine, one JSON line each\n"
+         "  bench      batched prefill/decode benchmark (like llama-batched-bench)\n\n"
          "Run 'llmos <command> --help' for a command's options.\n";
 }
 
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(command, "tokenize") == 0) return llmos::cli::run_tokenize(argc, argv);
     if (std::strcmp(command, "perplexity") == 0) return llmos::cli::run_perplexity(argc, argv);
     if (std::strcmp(command, "quantize") == 0) return llmos::cli::run_quantize(argc, argv);
+    if (std::strcmp(command, "batch") == 0) return llmos::cli::run_batch(argc, argv);
+    if (std::strcmp(command, "bench") == 0) return llmos::cli::run_bench(argc, argv);
   } catch (const std::exception& e) {
     // Commands report llmos::Error themselves; anything else (e.g. bad_alloc) ends up here.
     std::cerr << "llmos " << command << ": error: " << e.what() << "\n";
