@@ -56,6 +56,7 @@ uint64_t compute_fingerprint(const LlamaModel& model) {
 
 // Client-visible state of one request; guarded by Engine::mu_.
 struct Engine::Channel {
+  std::string client_id;
   std::deque<TokenEvent> events;
   std::condition_variable cv;
   std::function<void(const TokenEvent&)> callback;
@@ -203,13 +204,25 @@ uint64_t Engine::submit(EngineRequest request) {
                   "request prompt: ", p.params.prompt.size(), " tokens exceed max_batched_tokens ",
                   config_.max_batched_tokens, " and chunked prefill is off");
 
+  const bool listed = config_.quotas.contains(p.params.client_id);
+  LLMOS_CHECK_ARG(listed || !config_.reject_unknown_clients, "request client_id: '",
+                  p.params.client_id, "' is not a configured client");
+  const ClientQuota& quota = listed ? config_.quotas.at(p.params.client_id) : config_.default_quota;
+
   auto ch = std::make_shared<Channel>();
+  ch->client_id = p.params.client_id;
   ch->callback = std::move(request.on_event);
   ch->result.prompt_tokens = p.params.prompt;
   uint64_t id;
   {
     std::lock_guard<std::mutex> lk(mu_);
     LLMOS_CHECK_ARG(!stopping_, "submit: the engine is shutting down");
+    int32_t& outstanding = outstanding_[ch->client_id];
+    if (quota.max_outstanding > 0 && outstanding >= quota.max_outstanding) {
+      throw_error(StatusCode::kBusy, "request client_id: '", ch->client_id, "' already has ",
+                  outstanding, " requests outstanding (its limit is ", quota.max_outstanding, ")");
+    }
+    ++outstanding;
     id = next_id_++;
     p.id = id;
     ch->result.id = id;
@@ -300,6 +313,11 @@ std::shared_ptr<ContextSnapshot> Engine::take_snapshot(uint64_t id) {
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lk(mu_);
   return stats_;
+}
+
+void Engine::release_client(const std::string& client) {
+  auto it = outstanding_.find(client);
+  if (it != outstanding_.end() && --it->second <= 0) outstanding_.erase(it);
 }
 
 bool Engine::stop_string_hit(const Request& r) {
@@ -523,11 +541,13 @@ void Engine::run_step() {
       ch->callback(ev);
       std::lock_guard<std::mutex> lk(mu_);
       ch->ended = true;
+      release_client(ch->client_id);
       if (snap) snapshots_[f.request_id] = std::move(snap);
       channels_.erase(f.request_id);
     } else {
       std::lock_guard<std::mutex> lk(mu_);
       ch->ended = true;
+      release_client(ch->client_id);
       if (snap) snapshots_[f.request_id] = std::move(snap);
       ch->events.push_back(std::move(ev));
       ch->cv.notify_all();

@@ -144,6 +144,7 @@ class Engine {
                     const std::vector<FinishedRequest>& ended);  // engine thread
   std::shared_ptr<Channel> channel(uint64_t id) const;           // lock held
   bool stop_string_hit(const Request& r);
+  void release_client(const std::string& client);  // lock held
 
   std::shared_ptr<LlamaModel> model_;
   EngineConfig config_;
@@ -160,6 +161,7 @@ class Engine {
   std::vector<uint64_t> cancels_;
   std::unordered_map<uint64_t, std::shared_ptr<Channel>> channels_;
   std::unordered_map<uint64_t, std::shared_ptr<ContextSnapshot>> snapshots_;
+  std::unordered_map<std::string, int32_t> outstanding_;  // per client: queued + running
   EngineStats stats_;
   uint64_t next_id_ = 1;
   bool stopping_ = false;

@@ -30,8 +30,10 @@ struct EngineConfig {
   bool chunked_prefill = true;
   PreemptionMode preemption = PreemptionMode::kRecompute;
   int32_t aging_steps = 64;
-  ClientQuota default_quota;
+  ClientQuota default_quota;                 // clients not listed in `quotas`
   std::map<std::string, ClientQuota> quotas;
+  // true: only clients listed in `quotas` may submit; others get kInvalidArgument.
+  bool reject_unknown_clients = false;
 
   // Throws kInvalidArgument naming the first bad field.
   void validate() const;

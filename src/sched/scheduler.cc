@@ -32,7 +32,8 @@ void SchedulerConfig::validate() const {
   LLMOS_CHECK_ARG(max_model_len > 1, "scheduler max_model_len: ", max_model_len, " (must be > 1)");
   LLMOS_CHECK_ARG(aging_steps >= 0, "scheduler aging_steps: ", aging_steps, " (must be >= 0)");
   auto check_quota = [](const ClientQuota& q, const std::string& who) {
-    LLMOS_CHECK_ARG(q.max_running >= 0 && q.max_kv_blocks >= 0, "scheduler quota for ", who,
+    LLMOS_CHECK_ARG(q.max_running >= 0 && q.max_kv_blocks >= 0 && q.max_outstanding >= 0,
+                    "scheduler quota for ", who,
                     ": negative limit");
   };
   check_quota(default_quota, "the default client");

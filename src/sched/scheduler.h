@@ -40,6 +40,9 @@ enum class PreemptionMode : uint8_t { kRecompute, kSwap };
 struct ClientQuota {
   int32_t max_running = 0;    // running sequences at once; 0 = unlimited
   int64_t max_kv_blocks = 0;  // blocks of its running sequences at admission; 0 = unlimited
+  // Hard limit, enforced by the engine at submission: outstanding (queued + running) requests.
+  // A request over it is refused with kBusy instead of waiting. 0 = unlimited.
+  int32_t max_outstanding = 0;
 };
 
 struct SchedulerConfig {
