@@ -72,10 +72,12 @@ bool isa_supported(Isa isa) {
     case Isa::kAvx2: return f.os_ymm && f.avx2 && f.fma && f.f16c;
     case Isa::kAvx512:
       return isa_supported(Isa::kAvx2) && f.os_zmm && f.avx512f && f.avx512bw && f.avx512vl &&
-             f.avx512dq && f.avx512vnni && f.avx512bf16;
+             f.avx512dq && f.avx512vnni;
   }
   return false;
 }
+
+bool has_avx512_bf16() { return isa_supported(Isa::kAvx512) && features().avx512bf16; }
 
 Isa detect_isa() {
   if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;

@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 
@@ -15,6 +16,31 @@ void part_range(int64_t n, int parts, int part, int64_t* begin, int64_t* end) {
   *end = *begin + base + (part < extra ? 1 : 0);
 }
 
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until pred() holds or kSpinMicros pass; true if pred() held. Yields between rounds so
+// that on a busy machine the thread we wait for gets the core.
+template <typename Pred>
+bool spin_until(bool enabled, Pred pred) {
+  if (!enabled) return pred();
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicros);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      cpu_relax();
+    }
+    if (Clock::now() >= deadline) return pred();
+    std::this_thread::yield();
+  }
+}
+
 }  // namespace
 
 int ThreadPool::default_thread_count() {
@@ -26,13 +52,15 @@ ThreadPool::ThreadPool(int num_threads) {
   LLMOS_CHECK_ARG(num_threads >= 0 && num_threads <= 1024, "thread count ", num_threads,
                   " must be between 0 (auto) and 1024");
   num_threads_ = num_threads == 0 ? default_thread_count() : num_threads;
+  // Spinning only pays when every thread has a core of its own.
+  spin_ = num_threads_ <= default_thread_count();
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true, std::memory_order_release);
   }
   work_ready_.notify_all();
   for (auto& t : workers_) t.join();
@@ -41,14 +69,24 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
+    auto has_work = [&] {
+      return stopping_.load(std::memory_order_acquire) ||
+             generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!spin_until(spin_, has_work)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ++sleepers_;
+      work_ready_.wait(lock, has_work);
+      --sleepers_;
+    }
+    if (stopping_.load(std::memory_order_acquire)) return;
     const std::function<void(int, int64_t, int64_t)>* job;
     int64_t n;
     int parts;
     {
-      std::unique_lock<std::mutex> lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
+      // The fields were written under the mutex before the generation bump.
+      std::lock_guard<std::mutex> lock(mutex_);
+      seen = generation_.load(std::memory_order_acquire);
       job = job_;
       n = job_n_;
       parts = job_parts_;
@@ -63,9 +101,9 @@ void ThreadPool::worker_loop(int index) {
         if (!first_error_) first_error_ = std::current_exception();
       }
     }
-    {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) work_done_.notify_one();
+      if (caller_waiting_) work_done_.notify_one();
     }
   }
 }
@@ -86,11 +124,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     job_ = &fn;
     job_n_ = n;
     job_parts_ = parts;
-    pending_ = static_cast<int>(workers_.size());
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     first_error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    if (sleepers_ > 0) work_ready_.notify_all();
   }
-  work_ready_.notify_all();
   std::exception_ptr own_error;
   int64_t begin, end;
   part_range(n, parts, 0, &begin, &end);
@@ -99,10 +137,16 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   } catch (...) {
     own_error = std::current_exception();
   }
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
   std::exception_ptr error;
-  {
+  if (!spin_until(spin_, done)) {
     std::unique_lock<std::mutex> lock(mutex_);
-    work_done_.wait(lock, [&] { return pending_ == 0; });
+    caller_waiting_ = true;
+    work_done_.wait(lock, done);
+    caller_waiting_ = false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
     job_ = nullptr;
     error = own_error ? own_error : first_error_;
     first_error_ = nullptr;
