@@ -43,11 +43,18 @@ uint64_t compute_fingerprint(const LlamaModel& model) {
     h = mix(h, v);
   }
   h = mix(h, c.rope_freq_base);
+  h = mix(h, c.rope_scaling);
+  h = mix(h, c.rope_scale_factor);
+  h = mix(h, c.norm_eps);
   for (const gguf::TensorInfo& t : model.file().tensors()) {
     h = mix(h, t.name.data(), t.name.size());
     h = mix(h, t.dtype);
     h = mix(h, t.nbytes);
-    h = mix(h, model.file().tensor_data(t), std::min<size_t>(t.nbytes, 256));
+    // 256 bytes at the start, middle and end of every tensor.
+    const uint8_t* data = model.file().tensor_data(t);
+    const size_t n = static_cast<size_t>(t.nbytes);
+    const size_t take = std::min<size_t>(n, 256);
+    for (size_t at : {size_t{0}, (n - take) / 2, n - take}) h = mix(h, data + at, take);
   }
   return h;
 }
@@ -70,6 +77,7 @@ struct Engine::Pending {
   RequestParams params;
   std::shared_ptr<const ContextSnapshot> resume;
   bool keep_context = false;
+  std::chrono::steady_clock::time_point submitted;
 };
 
 // Everything the step thread owns.
@@ -112,7 +120,11 @@ Engine::Engine(std::shared_ptr<LlamaModel> model, EngineConfig config)
   KvCacheSpec spec = model_->kv_cache_spec(1, config_.block_size, config_.kv_dtype);
   const int64_t block_bytes = spec.block_bytes();
   int64_t blocks = config_.kv_cache_blocks;
-  if (blocks == 0 && config_.kv_cache_bytes > 0) blocks = config_.kv_cache_bytes / block_bytes;
+  if (blocks == 0 && config_.kv_cache_bytes > 0) {
+    blocks = config_.kv_cache_bytes / block_bytes;
+    LLMOS_CHECK_ARG(blocks >= 1, "engine kv_cache_bytes: ", config_.kv_cache_bytes,
+                    " is less than one KV block of ", block_bytes, " bytes");
+  }
   if (blocks == 0) {
     const int64_t per_seq = (max_len + config_.block_size - 1) / config_.block_size;
     const int64_t cap = static_cast<int64_t>(host_physical_memory() / 4) / block_bytes;
@@ -171,6 +183,7 @@ uint64_t Engine::submit(EngineRequest request) {
   p.params.sampling = request.sampling;
   p.params.ignore_eos = request.ignore_eos;
   p.keep_context = request.keep_context;
+  p.submitted = Clock::now();
 
   std::vector<int32_t> fresh = request.prompt_tokens;
   if (request.resume) {
@@ -281,6 +294,7 @@ std::vector<RequestResult> Engine::generate(const std::vector<std::string>& prom
     for (const std::string& prompt : prompts) {
       EngineRequest r = settings;
       r.prompt = prompt;
+      r.prompt_tokens.clear();
       r.on_event = nullptr;
       ids.push_back(submit(std::move(r)));
     }
@@ -330,25 +344,23 @@ bool Engine::stop_string_hit(const Request& r) {
 
 void Engine::loop() {
   for (;;) {
+    bool stopping = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
       wake_.wait(lk, [&] {
         return stopping_ || !inbox_.empty() || !cancels_.empty() ||
                core_->scheduler->has_unfinished();
       });
-      if (stopping_) {
+      stopping = stopping_;
+      if (stopping) {
         for (auto& p : inbox_) cancels_.push_back(p.id);
         for (const Request* r : core_->scheduler->running()) cancels_.push_back(r->id);
         for (const Request* r : core_->scheduler->waiting()) cancels_.push_back(r->id);
       }
       apply_inbox();
     }
-    if (stopping_) {
-      run_step();  // delivers the cancellations only: nothing is left to
-                   // schedule
-      return;
-    }
-    run_step();
+    run_step();  // when stopping, this only delivers the cancellations
+    if (stopping) return;
   }
 }
 
@@ -359,7 +371,7 @@ void Engine::apply_inbox() {
     inbox_.pop_front();
     Core::Live live;
     live.channel = channels_.at(p.id);
-    live.submitted = Clock::now();
+    live.submitted = p.submitted;
     live.keep_context = p.keep_context;
     try {
       if (p.resume && p.resume->kv.num_tokens > 0) {
@@ -440,9 +452,87 @@ void Engine::update_stats(Clock::time_point t0, Clock::time_point t1, int64_t nu
   }
 }
 
+void Engine::finish_requests(const std::vector<FinishedRequest>& ended, Clock::time_point now) {
+  Core& c = *core_;
+  for (const FinishedRequest& f : ended) {
+    auto it = c.live.find(f.request_id);
+    if (it == c.live.end()) continue;
+    Core::Live& live = it->second;
+    const Request* r = c.scheduler->find(f.request_id);
+    RequestResult& res = live.channel->result;  // only this thread writes it before `ended`
+    TokenEvent ev;
+    ev.request_id = f.request_id;
+    ev.finished = true;
+    ev.finish_reason = f.reason;
+    std::shared_ptr<ContextSnapshot> snap;
+    if (r != nullptr) {
+      live.text.update(model_->tokenizer(), r->generated());
+      ev.text = live.text.take_rest(f.reason == RequestFinishReason::kStop);
+      ev.error = r->error;
+      res.tokens.assign(r->generated().begin(), r->generated().end());
+      res.text = live.text.final_text(f.reason == RequestFinishReason::kStop);
+      res.num_preemptions = r->num_preemptions;
+      res.num_cached_prompt_tokens = r->num_cached_prompt_tokens;
+      if (live.keep_context) {
+        if (std::optional<HostKv> kv = c.slots->take_kept(f.request_id)) {
+          snap = std::make_shared<ContextSnapshot>();
+          snap->model_fingerprint = fingerprint_;
+          snap->layout = c.cache->spec();
+          snap->layout.num_blocks = 0;
+          snap->tokens = r->tokens;
+          snap->kv = std::move(*kv);
+        }
+      }
+    }
+    if (r == nullptr) ev.error = live.error;
+    res.finish_reason = f.reason;
+    if (res.error.empty()) res.error = ev.error;
+    res.time_to_first_token = live.ttft;
+    res.total_time = seconds_between(live.submitted, now);
+    res.num_cached_prompt_tokens += live.cached_prompt_tokens;
+    c.runner->release(f.request_id);
+    c.slots->forget(f.request_id);
+    std::shared_ptr<Channel> ch = live.channel;
+    c.live.erase(it);
+    if (ch->callback) {
+      {
+        // The snapshot is there before the final callback, which may want to take it.
+        std::lock_guard<std::mutex> lk(mu_);
+        ch->ended = true;
+        release_client(ch->client_id);
+        if (snap) snapshots_[f.request_id] = std::move(snap);
+        channels_.erase(f.request_id);
+      }
+      ch->callback(ev);
+    } else {
+      std::lock_guard<std::mutex> lk(mu_);
+      ch->ended = true;
+      release_client(ch->client_id);
+      if (snap) snapshots_[f.request_id] = std::move(snap);
+      ch->events.push_back(std::move(ev));
+      ch->cv.notify_all();
+    }
+  }
+}
+
+std::vector<FinishedRequest> Engine::take_endings() {
+  Core& c = *core_;
+  std::vector<FinishedRequest> ended = c.scheduler->take_finished_log();
+  ended.insert(ended.end(), c.rejected.begin(), c.rejected.end());
+  c.rejected.clear();
+  return ended;
+}
+
 void Engine::run_step() {
   Core& c = *core_;
   const Clock::time_point t0 = Clock::now();
+  // Requests ended by cancel() or refused since the last step: report them now, while the
+  // scheduler can still show their tokens (schedule() forgets finished requests).
+  std::vector<FinishedRequest> early = take_endings();
+  if (!early.empty()) {
+    update_stats(t0, t0, 0, 0, 0, early);
+    finish_requests(early, t0);
+  }
   std::vector<SampledToken> sampled;
   int64_t prompt_tokens = 0;
   int64_t preemptions = 0;
@@ -461,7 +551,8 @@ void Engine::run_step() {
       c.scheduler->update_from_output(out, res.sampled);
       sampled = std::move(res.sampled);
       for (const ScheduledRequest& s : out.scheduled) {
-        if (!s.is_decode) prompt_tokens += s.num_new_tokens;
+        // Everything computed except single-token decodes: prompts, recompute, resumed tails.
+        if (!(s.is_decode && s.num_new_tokens == 1)) prompt_tokens += s.num_new_tokens;
       }
       preemptions = static_cast<int64_t>(out.preempted.size());
     } catch (const std::exception& e) {
@@ -473,10 +564,7 @@ void Engine::run_step() {
   }
   const Clock::time_point t1 = Clock::now();
 
-  std::vector<FinishedRequest> ended = c.scheduler->take_finished_log();
-  ended.insert(ended.end(), c.rejected.begin(), c.rejected.end());
-  c.rejected.clear();
-
+  std::vector<FinishedRequest> ended = take_endings();
   update_stats(t0, t1, static_cast<int64_t>(sampled.size()), prompt_tokens, preemptions, ended);
 
   // Token events, then the ends.
@@ -499,60 +587,7 @@ void Engine::run_step() {
     deliver(s.request_id, std::move(ev));
   }
 
-  for (const FinishedRequest& f : ended) {
-    auto it = c.live.find(f.request_id);
-    if (it == c.live.end()) continue;
-    Core::Live& live = it->second;
-    const Request* r = c.scheduler->find(f.request_id);
-    RequestResult& res = live.channel->result;  // only this thread writes it before `ended`
-    TokenEvent ev;
-    ev.request_id = f.request_id;
-    ev.finished = true;
-    ev.finish_reason = f.reason;
-    std::shared_ptr<ContextSnapshot> snap;
-    if (r != nullptr) {
-      live.text.update(model_->tokenizer(), r->generated());
-      ev.text = live.text.take_rest(f.reason == RequestFinishReason::kStop);
-      ev.error = r->error;
-      res.tokens.assign(r->generated().begin(), r->generated().end());
-      res.text = live.text.final_text(f.reason == RequestFinishReason::kStop);
-      res.num_preemptions = r->num_preemptions;
-      if (live.keep_context) {
-        if (std::optional<HostKv> kv = c.slots->take_kept(f.request_id)) {
-          snap = std::make_shared<ContextSnapshot>();
-          snap->model_fingerprint = fingerprint_;
-          snap->layout = c.cache->spec();
-          snap->layout.num_blocks = 0;
-          snap->tokens = r->tokens;
-          snap->kv = std::move(*kv);
-        }
-      }
-    }
-    if (r == nullptr) ev.error = live.error;
-    res.finish_reason = f.reason;
-    if (res.error.empty()) res.error = ev.error;
-    res.time_to_first_token = live.ttft;
-    res.total_time = seconds_between(live.submitted, t1);
-    res.num_cached_prompt_tokens = live.cached_prompt_tokens;
-    c.runner->release(f.request_id);
-    std::shared_ptr<Channel> ch = live.channel;
-    c.live.erase(it);
-    if (ch->callback) {
-      ch->callback(ev);
-      std::lock_guard<std::mutex> lk(mu_);
-      ch->ended = true;
-      release_client(ch->client_id);
-      if (snap) snapshots_[f.request_id] = std::move(snap);
-      channels_.erase(f.request_id);
-    } else {
-      std::lock_guard<std::mutex> lk(mu_);
-      ch->ended = true;
-      release_client(ch->client_id);
-      if (snap) snapshots_[f.request_id] = std::move(snap);
-      ch->events.push_back(std::move(ev));
-      ch->cv.notify_all();
-    }
-  }
+  finish_requests(ended, t1);
 }
 
 }  // namespace llmos

@@ -137,8 +137,11 @@ class Engine {
   void loop();
   void apply_inbox();                        // engine thread, lock held
   void run_step();                           // engine thread, lock not held
+  std::vector<FinishedRequest> take_endings();  // engine thread
   void deliver(uint64_t id, TokenEvent ev);  // engine thread
   using Clock = std::chrono::steady_clock;
+  void finish_requests(const std::vector<FinishedRequest>& ended,
+                       Clock::time_point now);  // engine thread, lock not held
   void update_stats(Clock::time_point t0, Clock::time_point t1, int64_t num_sampled,
                     int64_t prompt_tokens, int64_t preemptions,
                     const std::vector<FinishedRequest>& ended);  // engine thread

@@ -73,6 +73,7 @@ StepResult ModelRunner::execute(const SchedulerOutput& out, const Scheduler& sch
   if (manager_.pool().prefix_caching_enabled()) {
     for (const ScheduledRequest& s : out.scheduled) {
       const Request* r = scheduler.find(s.request_id);
+      if (!slots_.may_cache(r->id)) continue;
       const auto computed = std::span<const int32_t>(r->tokens).first(
           static_cast<size_t>(s.start_position + s.num_new_tokens));
       manager_.commit_full_blocks(static_cast<SeqId>(r->id), computed);

@@ -22,10 +22,9 @@ bool PagedKvSlots::allocate_slots(uint64_t seq, int32_t num_new_tokens) {
 
 int32_t PagedKvSlots::cached_prefix_tokens(uint64_t seq, std::span<const int32_t> tokens) {
   if (tokens.empty()) return 0;
-  // Both the scheduler (passing all but the last token) and the manager keep a
-  // token back, so a prompt of exactly k full blocks + 1 reuses k - 1 of them:
-  // a small, safe loss.
-  const int64_t hit = manager_.find_cached_prefix(static_cast<SeqId>(seq), tokens);
+  // The scheduler already left out the token it must compute, so the whole span may hit.
+  const int64_t hit =
+      manager_.find_cached_prefix(static_cast<SeqId>(seq), tokens, /*leave_last_token=*/false);
   return static_cast<int32_t>(hit);
 }
 
@@ -41,11 +40,19 @@ void PagedKvSlots::free(uint64_t seq) {
   drop_host(seq);
 }
 
+void PagedKvSlots::forget(uint64_t seq) {
+  keep_.erase(seq);
+  kept_.erase(seq);
+  untrusted_.erase(seq);
+}
+
 void PagedKvSlots::free_finished(uint64_t seq) {
   if (keep_.erase(seq) != 0) {
     const auto id = static_cast<SeqId>(seq);
     if (auto it = host_.find(seq); it != host_.end()) {
+      if (it->second.counted) swap_used_ -= static_cast<int64_t>(it->second.kv.data.size());
       kept_[seq] = std::move(it->second.kv);
+      host_.erase(it);
     } else if (manager_.has_sequence(id)) {
       kept_[seq] = read_host_kv(cache_, manager_.block_table(id), manager_.num_tokens(id));
     }
@@ -96,6 +103,7 @@ void PagedKvSlots::install_host_kv(uint64_t seq, HostKv kv) {
   LLMOS_CHECK_ARG(kv.block_bytes == cache_.block_bytes(), "install_host_kv: blocks of ",
                   kv.block_bytes, " bytes, the cache's are ", cache_.block_bytes());
   host_.emplace(seq, HostEntry{std::move(kv), false});
+  untrusted_.insert(seq);
 }
 
 void PagedKvSlots::apply_block_copies() {

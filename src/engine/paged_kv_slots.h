@@ -42,6 +42,12 @@ class PagedKvSlots final : public KvSlots {
   void keep_on_finish(uint64_t seq) { keep_.insert(seq); }
   std::optional<HostKv> take_kept(uint64_t seq);
 
+  // Whether the sequence's blocks may join the shared prefix cache: not those restored from a
+  // snapshot, whose K/V came from outside and must not be served to other clients' prompts.
+  bool may_cache(uint64_t seq) const { return !untrusted_.contains(seq); }
+  // Drops every per-request mark once the request is gone (keep, kept copy, untrusted).
+  void forget(uint64_t seq);
+
   // Performs the copy-on-write block copies the manager asked for (before a
   // step's writes).
   void apply_block_copies();
@@ -64,6 +70,7 @@ class PagedKvSlots final : public KvSlots {
   std::unordered_map<uint64_t, HostEntry> host_;
   std::unordered_set<uint64_t> keep_;
   std::unordered_map<uint64_t, HostKv> kept_;
+  std::unordered_set<uint64_t> untrusted_;
 };
 
 }  // namespace llmos

@@ -40,9 +40,12 @@ size_t longest(const std::vector<std::string>& strings) {
 }  // namespace
 
 void TextStream::update(const Tokenizer& tokenizer, std::span<const int32_t> generated) {
-  if (generated.size() == num_decoded_) return;
-  text_ = tokenizer.decode(std::vector<TokenId>(generated.begin(), generated.end()));
-  num_decoded_ = generated.size();
+  // The continuation's text is its tokens' pieces, appended as they come: unlike decode(), no
+  // dummy-prefix space is removed from the first one, so prompt + text reads as one text.
+  for (size_t i = num_decoded_; i < generated.size(); ++i) {
+    text_ += tokenizer.token_to_piece(generated[i]);
+  }
+  num_decoded_ = std::max(num_decoded_, generated.size());
 }
 
 bool TextStream::find_stop(const std::vector<std::string>& stop_strings) {

@@ -17,7 +17,7 @@ namespace llmos {
 
 class TextStream {
  public:
-  // Re-derives the text from the request's generated tokens.
+  // Appends the pieces of generated tokens not seen yet (the span only ever grows).
   void update(const Tokenizer& tokenizer, std::span<const int32_t> generated);
   // True once any stop string occurs in the text; remembers the earliest
   // position.

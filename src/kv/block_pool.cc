@@ -86,8 +86,13 @@ void BlockPool::release(int32_t block) {
   KvBlock& b = at(block);
   LLMOS_CHECK_ARG(b.ref_count > 0, "BlockPool::release: block ", block, " is not in use");
   if (--b.ref_count == 0) {
-    queue_.push_back(&b);
-    if (b.has_hash) ++num_cached_;
+    // A block with no prefix hash holds nothing reusable: hand it out before any cached one.
+    if (b.has_hash) {
+      queue_.push_back(&b);
+      ++num_cached_;
+    } else {
+      queue_.push_front(&b);
+    }
   }
 }
 

@@ -39,6 +39,17 @@ void FreeBlockQueue::push_back(KvBlock* block) {
   ++size_;
 }
 
+void FreeBlockQueue::push_front(KvBlock* block) {
+  LLMOS_ASSERT(block != nullptr && block != &head_ && block != &tail_);
+  LLMOS_ASSERT(block->prev_free == nullptr && block->next_free == nullptr);
+  KvBlock* first = head_.next_free;
+  first->prev_free = block;
+  block->next_free = first;
+  block->prev_free = &head_;
+  head_.next_free = block;
+  ++size_;
+}
+
 std::vector<int32_t> FreeBlockQueue::ids() const {
   std::vector<int32_t> out;
   out.reserve(static_cast<size_t>(size_));

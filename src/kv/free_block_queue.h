@@ -27,6 +27,7 @@ class FreeBlockQueue {
   KvBlock* pop_front();            // kInternal error when empty
   void remove(KvBlock* block);     // kInternal error if the block is not queued
   void push_back(KvBlock* block);  // kInternal error if the block is already queued
+  void push_front(KvBlock* block);  // same; the block is handed out next
 
   // Block ids front to back (for tests and debugging; O(n)).
   std::vector<int32_t> ids() const;

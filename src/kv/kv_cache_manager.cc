@@ -35,7 +35,8 @@ int64_t KvCacheManager::blocks_for(int64_t tokens) const {
   return (tokens + bs - 1) / bs;
 }
 
-int64_t KvCacheManager::find_cached_prefix(SeqId seq, std::span<const int32_t> prompt) {
+int64_t KvCacheManager::find_cached_prefix(SeqId seq, std::span<const int32_t> prompt,
+                                          bool leave_last_token) {
   auto it = seqs_.find(seq);
   LLMOS_CHECK_ARG(it == seqs_.end() || it->second.blocks.empty(),
                   "KvCacheManager::find_cached_prefix: sequence ", seq, " already has blocks");
@@ -44,7 +45,7 @@ int64_t KvCacheManager::find_cached_prefix(SeqId seq, std::span<const int32_t> p
 
   const size_t bs = static_cast<size_t>(pool_.block_size());
   // Never the whole prompt: the last token must be computed to get logits.
-  const size_t max_blocks = (prompt.size() - 1) / bs;
+  const size_t max_blocks = (prompt.size() - (leave_last_token ? 1 : 0)) / bs;
   std::vector<int32_t> hit;
   uint64_t parent = kRootBlockHash;
   for (size_t i = 0; i < max_blocks; ++i) {

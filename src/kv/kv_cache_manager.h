@@ -68,7 +68,10 @@ class KvCacheManager {
   // returns the number of tokens it covers. Always a multiple of block_size and
   // < prompt.size(): at least one token is left to compute so the step produces
   // logits. Creates the sequence if unknown.
-  int64_t find_cached_prefix(SeqId seq, std::span<const int32_t> prompt);
+  // With leave_last_token false the whole span may be covered (the caller has already left
+  // out the token it will compute).
+  int64_t find_cached_prefix(SeqId seq, std::span<const int32_t> prompt,
+                             bool leave_last_token = true);
 
   // Reserves KV slots for `num_new_tokens` more tokens of `seq` (creating it if
   // unknown). If the sequence's partially filled last block is shared (after

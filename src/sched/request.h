@@ -62,6 +62,7 @@ struct Request {
   std::vector<int32_t> tokens;  // prompt followed by generated tokens
   int32_t num_prompt_tokens = 0;
   int32_t num_computed_tokens = 0;  // tokens whose KV is in the cache (or scheduled into it)
+  int32_t num_cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache at admission
 
   RequestState state = RequestState::kWaiting;
   RequestFinishReason finish_reason = RequestFinishReason::kNone;

@@ -245,7 +245,14 @@ void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget) {
     }
     const bool swapped = r->swapped_out;
     if (swapped) {
-      if (!kv_.swap_in(r->id)) break;
+      if (!kv_.swap_in(r->id)) {
+        if (running_.empty() && out.scheduled.empty()) {
+          r->error = "swapped-out context does not fit in the KV cache even when running alone";
+          finish(*r, RequestFinishReason::kError);
+          continue;
+        }
+        break;
+      }
       r->swapped_out = false;
       out.swapped_in.push_back(r->id);
     } else {
@@ -267,6 +274,7 @@ void Scheduler::admit_waiting(SchedulerOutput& out, int32_t& budget) {
                       " for a prefix of ", prefix.size(), " tokens");
         }
         r->num_computed_tokens = cached;
+        if (r->num_preemptions == 0) r->num_cached_prompt_tokens = cached;
       }
     }
     const int32_t start = r->num_computed_tokens;
