@@ -374,12 +374,22 @@ void Engine::apply_inbox() {
     live.submitted = p.submitted;
     live.keep_context = p.keep_context;
     try {
-      if (p.resume && p.resume->kv.num_tokens > 0) {
-        c.scheduler->add_swapped_request(std::move(p.params),
-                                         static_cast<int32_t>(p.resume->kv.num_tokens), p.id);
-        HostKv kv = p.resume->kv;  // the client keeps its snapshot
+      // At least the last token is computed again to get logits: a snapshot whose K/V covers
+      // its whole history (and no new tokens follow) restores one token less.
+      const int64_t restore =
+          p.resume ? std::min<int64_t>(p.resume->kv.num_tokens,
+                                       static_cast<int64_t>(p.params.prompt.size()) - 1)
+                   : 0;
+      if (restore > 0) {
+        const int64_t bs = c.cache->spec().block_size;
+        HostKv kv;  // a copy: the client keeps its snapshot
+        kv.num_tokens = restore;
+        kv.block_bytes = p.resume->kv.block_bytes;
+        const auto bytes = static_cast<size_t>((restore + bs - 1) / bs * kv.block_bytes);
+        kv.data.assign(p.resume->kv.data.begin(), p.resume->kv.data.begin() + bytes);
+        c.scheduler->add_swapped_request(std::move(p.params), static_cast<int32_t>(restore), p.id);
         c.slots->install_host_kv(p.id, std::move(kv));
-        live.cached_prompt_tokens = static_cast<int32_t>(p.resume->kv.num_tokens);
+        live.cached_prompt_tokens = static_cast<int32_t>(restore);
       } else {
         c.scheduler->add_request(std::move(p.params), p.id);
       }

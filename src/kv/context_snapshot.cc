@@ -1,5 +1,7 @@
 #include "kv/context_snapshot.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -62,13 +64,12 @@ class Reader {
   explicit Reader(const std::string& path) : path_(path) {
     std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
     if (!f) throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot open");
-    if (std::fseek(f.get(), 0, SEEK_END) != 0)
-      throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot seek");
-    const long size = std::ftell(f.get());
-    if (size < 0) throw_error(StatusCode::kIo, "context snapshot ", path, ": cannot size");
-    std::rewind(f.get());
-    bytes_.resize(static_cast<size_t>(size));
-    if (size > 0 && std::fread(bytes_.data(), 1, bytes_.size(), f.get()) != bytes_.size()) {
+    struct stat st {};
+    if (fstat(fileno(f.get()), &st) != 0 || !S_ISREG(st.st_mode)) {
+      throw_error(StatusCode::kIo, "context snapshot ", path, ": not a regular file");
+    }
+    bytes_.resize(static_cast<size_t>(st.st_size));
+    if (!bytes_.empty() && std::fread(bytes_.data(), 1, bytes_.size(), f.get()) != bytes_.size()) {
       throw_error(StatusCode::kIo, "context snapshot ", path, ": read failed");
     }
   }
@@ -80,6 +81,7 @@ class Reader {
   }
   void get(void* out, size_t n, std::string_view field) {
     if (n > remaining()) fail(field, "file truncated");
+    if (n == 0) return;
     std::memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
   }
@@ -113,6 +115,9 @@ void ContextSnapshot::validate() const {
   KvCacheSpec spec = layout;
   spec.num_blocks = 1;  // not part of a snapshot's layout
   spec.validate();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    LLMOS_CHECK_ARG(tokens[i] >= 0, "context snapshot: token ", i, " is negative (", tokens[i], ")");
+  }
   LLMOS_CHECK_ARG(kv.num_tokens >= 0 && kv.num_tokens <= static_cast<int64_t>(tokens.size()),
                   "context snapshot: ", kv.num_tokens, " K/V tokens for a history of ",
                   tokens.size());

@@ -12,14 +12,28 @@ int64_t KvCacheSpec::block_bytes() const {
 }
 
 void KvCacheSpec::validate() const {
+  LLMOS_CHECK_ARG(dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16,
+                  "KV cache: dtype must be f32, f16 or bf16, got type id ",
+                  static_cast<uint32_t>(dtype));
   LLMOS_CHECK_ARG(num_layers > 0, "KV cache: num_layers must be positive, got ", num_layers);
   LLMOS_CHECK_ARG(num_kv_heads > 0, "KV cache: num_kv_heads must be positive, got ", num_kv_heads);
   LLMOS_CHECK_ARG(head_dim > 0, "KV cache: head_dim must be positive, got ", head_dim);
   LLMOS_CHECK_ARG(block_size > 0 && block_size <= 1024,
                   "KV cache: block_size must be in [1, 1024], got ", block_size);
   LLMOS_CHECK_ARG(num_blocks > 0, "KV cache: num_blocks must be positive, got ", num_blocks);
-  LLMOS_CHECK_ARG(dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16,
-                  "KV cache: dtype must be f32, f16 or bf16, got ", dtype_name(dtype));
+  // Bytes per block and in all must be representable (hostile snapshot headers, huge configs).
+  int64_t bytes = 2 * dtype_block_bytes(dtype);
+  bool overflow = false;
+  for (int64_t f : {int64_t{num_layers}, int64_t{num_kv_heads}, int64_t{block_size},
+                    int64_t{head_dim}}) {
+    overflow = overflow || __builtin_mul_overflow(bytes, f, &bytes);
+  }
+  int64_t total = 0;
+  overflow = overflow || __builtin_mul_overflow(bytes, num_blocks, &total);
+  LLMOS_CHECK_ARG(!overflow && total <= (int64_t{1} << 50),
+                  "KV cache: layout of ", num_layers, " layers x ", num_kv_heads, " heads x ",
+                  block_size, " tokens x ", head_dim, " dims x ", num_blocks,
+                  " blocks is too large");
 }
 
 KvCache::KvCache(const KvCacheSpec& spec, Backend& backend) : spec_(spec) {
