@@ -9,6 +9,7 @@ int run_info(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_perplexity(int argc, char** argv);
 int run_quantize(int argc, char** argv);
+int run_make_model(int argc, char** argv);
 int run_batch(int argc, char** argv);
 int run_bench(int argc, char** argv);
 

@@ -18,7 +18,8 @@ void print_usage(std::ostream& out) {
          "  perplexity score a model on a text file (llama-perplexity method)\n"
          "  quantize   write a GGUF file with quantized weights\n"
          "  batch      run a file of prompts through the engine, one JSON line each\n"
-         "  bench      batched prefill/decode benchmark (like llama-batched-bench)\n\n"
+         "  bench      batched prefill/decode benchmark (like llama-batched-bench)\n"
+         "  make-model write a seeded random-weight model (benchmark shapes)\n\n"
          "Run 'llmos <command> --help' for a command's options.\n";
 }
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(command, "tokenize") == 0) return llmos::cli::run_tokenize(argc, argv);
     if (std::strcmp(command, "perplexity") == 0) return llmos::cli::run_perplexity(argc, argv);
     if (std::strcmp(command, "quantize") == 0) return llmos::cli::run_quantize(argc, argv);
+    if (std::strcmp(command, "make-model") == 0) return llmos::cli::run_make_model(argc, argv);
     if (std::strcmp(command, "batch") == 0) return llmos::cli::run_batch(argc, argv);
     if (std::strcmp(command, "bench") == 0) return llmos::cli::run_bench(argc, argv);
   } catch (const std::exception& e) {
