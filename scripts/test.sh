@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds llmos and runs every test: the release build (with CUDA
 # compiled when nvcc is present; GPU tests skip without a GPU), then the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer, then the multi-threaded layers' tests (engine,
+# scheduler, KV) under ThreadSanitizer.
 #   LLMOS_SHARED_DIR   where models/ and vocab/ live (default: ../shared beside the checkout)
 #   LLMOS_JOBS         parallel build jobs (default 2)
-#   LLMOS_SKIP_ASAN=1  skip the sanitizer pass
+#   LLMOS_SKIP_ASAN=1  skip the address/undefined sanitizer pass
+#   LLMOS_SKIP_TSAN=1  skip the thread sanitizer pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="${LLMOS_JOBS:-2}"
@@ -21,4 +23,18 @@ if [[ "${LLMOS_SKIP_ASAN:-0}" != 1 ]]; then
   cmake --preset asan
   cmake --build --preset asan -- -j"$jobs"
   ctest --preset asan -j"$jobs"
+fi
+
+if [[ "${LLMOS_SKIP_TSAN:-0}" != 1 ]]; then
+  echo "== tsan build and the engine, scheduler and KV tests"
+  cmake --preset tsan
+  # Only the test executables of the layers that share state between threads, and the thread
+  # pool under them (named after
+  # their files); the tsan test preset selects their tests by name.
+  targets=(thread_pool_test)
+  for src in tests/engine/*_test.cc tests/sched/*_test.cc tests/kv/*_test.cc; do
+    targets+=("$(basename "$src" .cc)")
+  done
+  cmake --build --preset tsan --target "${targets[@]}" -- -j"$jobs"
+  ctest --preset tsan -j"$jobs"
 fi

@@ -68,6 +68,7 @@ struct Engine::Channel {
   std::condition_variable cv;
   std::function<void(const TokenEvent&)> callback;
   bool ended = false;
+  bool released = false;  // handed to a client (wait / final event): gone for everyone else
   RequestResult result;
 };
 
@@ -98,7 +99,7 @@ struct Engine::Core {
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<ModelRunner> runner;
   std::unordered_map<uint64_t, Live> live;
-  std::vector<FinishedRequest> rejected;  // ended before reaching the scheduler
+  std::vector<FinishedRequest> rejected;                     // ended before reaching the scheduler
   std::deque<std::pair<Clock::time_point, int64_t>> recent;  // (step end, tokens generated)
 };
 
@@ -268,21 +269,35 @@ std::shared_ptr<Engine::Channel> Engine::channel(uint64_t id) const {
   return it->second;
 }
 
+void Engine::release_channel(uint64_t id, Channel& ch) {
+  ch.released = true;
+  channels_.erase(id);
+  ch.cv.notify_all();  // other threads waiting on it learn it is gone
+}
+
 std::optional<TokenEvent> Engine::next_event(uint64_t id, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lk(mu_);
   std::shared_ptr<Channel> ch = channel(id);
-  if (!ch->cv.wait_for(lk, timeout, [&] { return !ch->events.empty(); })) return std::nullopt;
+  if (!ch->cv.wait_for(lk, timeout, [&] { return !ch->events.empty() || ch->released; })) {
+    return std::nullopt;
+  }
+  if (ch->events.empty()) {
+    throw_error(StatusCode::kNotFound, "request ", id, " was released by another thread");
+  }
   TokenEvent ev = std::move(ch->events.front());
   ch->events.pop_front();
-  if (ev.finished) channels_.erase(id);
+  if (ev.finished) release_channel(id, *ch);
   return ev;
 }
 
 RequestResult Engine::wait(uint64_t id) {
   std::unique_lock<std::mutex> lk(mu_);
   std::shared_ptr<Channel> ch = channel(id);
-  ch->cv.wait(lk, [&] { return ch->ended; });
-  channels_.erase(id);
+  ch->cv.wait(lk, [&] { return ch->ended || ch->released; });
+  if (ch->released) {
+    throw_error(StatusCode::kNotFound, "request ", id, " was released by another thread");
+  }
+  release_channel(id, *ch);
   return std::move(ch->result);
 }
 
@@ -349,7 +364,8 @@ void Engine::loop() {
       std::unique_lock<std::mutex> lk(mu_);
       wake_.wait(lk, [&] {
         return stopping_ || !inbox_.empty() || !cancels_.empty() ||
-               core_->scheduler->has_unfinished();
+               core_->scheduler->has_unfinished() || core_->scheduler->has_finished_log() ||
+               !core_->rejected.empty();
       });
       stopping = stopping_;
       if (stopping) {
@@ -414,7 +430,14 @@ void Engine::deliver(uint64_t id, TokenEvent ev) {
   if (it == core_->live.end()) return;
   const std::shared_ptr<Channel>& ch = it->second.channel;
   if (ch->callback) {
-    ch->callback(ev);
+    try {
+      ch->callback(ev);
+    } catch (const std::exception& e) {
+      // A client bug must not take the engine down: that request ends with the reason.
+      core_->scheduler->fail(id, std::string("on_event callback threw: ") + e.what());
+    } catch (...) {
+      core_->scheduler->fail(id, "on_event callback threw");
+    }
     return;
   }
   std::lock_guard<std::mutex> lk(mu_);
@@ -513,7 +536,12 @@ void Engine::finish_requests(const std::vector<FinishedRequest>& ended, Clock::t
         if (snap) snapshots_[f.request_id] = std::move(snap);
         channels_.erase(f.request_id);
       }
-      ch->callback(ev);
+      try {
+        ch->callback(ev);
+      } catch (...) {
+        log_message(LogLevel::kError, "on_event callback threw on the final event of request " +
+                                          std::to_string(f.request_id) + "; ignored");
+      }
     } else {
       std::lock_guard<std::mutex> lk(mu_);
       ch->ended = true;

@@ -1,17 +1,17 @@
-// Engine: the multi-client serving core. It owns the KV cache (paged, shared by
-// every request), the scheduler and the model runner, and runs the step loop on
-// its own thread: apply submissions and cancellations -> schedule -> forward +
-// sample -> stop checks -> deliver tokens. Clients talk to it from any thread:
-//   submit()      validates (on the caller's thread: bad requests throw at
-//   once) and queues; cancel()      ends a request at the next step boundary,
-//   freeing all its blocks; next_event()  pull streaming, one event per
-//   generated token and a final one; on_event      push streaming, a callback
-//   run on the engine thread; wait()        blocks until the request ends and
-//   returns the whole result; generate()    a batch of prompts through the
-//   scheduler, results in input order.
-// A request's events stay queued until pulled; wait() or the final event
-// releases them. Requests with a callback are released by the engine after
-// their final callback.
+// Engine: the multi-client serving core. It owns the KV cache (paged, shared by every
+// request), the scheduler and the model runner, and runs the step loop on its own thread:
+// apply submissions and cancellations -> schedule -> forward + sample -> stop checks ->
+// deliver tokens. Clients talk to it from any thread:
+//   submit()      validates (on the caller's thread: bad requests throw at once) and queues;
+//   cancel()      ends a request at the next step boundary, freeing all its blocks;
+//   next_event()  pull streaming, one event per generated token and a final one;
+//   on_event      push streaming, a callback run on the engine thread (one that throws ends
+//                 its request with kError; the engine keeps serving);
+//   wait()        blocks until the request ends and returns the whole result;
+//   generate()    a batch of prompts through the scheduler, results in input order.
+// A request's events stay queued until pulled; wait() or the final event releases them (for
+// every thread: another waiter then gets kNotFound). Requests with a callback are released by
+// the engine after their final callback.
 #pragma once
 
 #include <chrono>
@@ -135,10 +135,10 @@ class Engine {
   struct Channel;
   struct Pending;
   void loop();
-  void apply_inbox();                        // engine thread, lock held
-  void run_step();                           // engine thread, lock not held
+  void apply_inbox();                           // engine thread, lock held
+  void run_step();                              // engine thread, lock not held
   std::vector<FinishedRequest> take_endings();  // engine thread
-  void deliver(uint64_t id, TokenEvent ev);  // engine thread
+  void deliver(uint64_t id, TokenEvent ev);     // engine thread
   using Clock = std::chrono::steady_clock;
   void finish_requests(const std::vector<FinishedRequest>& ended,
                        Clock::time_point now);  // engine thread, lock not held
@@ -146,6 +146,7 @@ class Engine {
                     int64_t prompt_tokens, int64_t preemptions,
                     const std::vector<FinishedRequest>& ended);  // engine thread
   std::shared_ptr<Channel> channel(uint64_t id) const;           // lock held
+  void release_channel(uint64_t id, Channel& ch);                // lock held
   bool stop_string_hit(const Request& r);
   void release_client(const std::string& client);  // lock held
 

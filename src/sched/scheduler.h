@@ -103,6 +103,7 @@ class Scheduler {
   // found while scheduling) since the last call. Their Request objects stay
   // readable through find() until the next schedule().
   std::vector<FinishedRequest> take_finished_log();
+  bool has_finished_log() const { return !finished_log_.empty(); }
 
   // A live request, or one finished since the last schedule(); nullptr
   // otherwise.

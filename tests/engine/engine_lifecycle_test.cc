@@ -171,5 +171,29 @@ TEST(EngineLifecycle, SwapSpaceIsReturnedWhenSwappedRequestsEnd) {
   EXPECT_EQ(st.kv.used_blocks, 0);
 }
 
+// A callback that throws ends its own request with an error; the engine keeps serving.
+TEST(EngineLifecycle, ThrowingCallbackFailsOnlyItsRequest) {
+  auto model = test::load_engine_test_model();
+  Engine engine(model, roomy());
+  std::atomic<bool> done{false};
+  std::atomic<int> reason{-1};
+  EngineRequest bad = greedy("Tom had a dog.", 50);
+  bad.on_event = [&](const TokenEvent& ev) {
+    if (ev.finished) {
+      reason = static_cast<int>(ev.finish_reason);
+      done = true;
+      return;
+    }
+    throw std::runtime_error("client bug");
+  };
+  engine.submit(bad);
+  for (int i = 0; i < 1000 && !done.load(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(done.load()) << "the failing request never ended";
+  EXPECT_EQ(reason.load(), static_cast<int>(RequestFinishReason::kError));
+  const RequestResult ok = engine.wait(engine.submit(greedy("Lily", 4)));
+  EXPECT_EQ(ok.finish_reason, RequestFinishReason::kLength);
+  EXPECT_EQ(ok.tokens.size(), 4u);
+}
+
 }  // namespace
 }  // namespace llmos

@@ -45,6 +45,9 @@ void* guarded_alloc(size_t n) {
 }
 }  // namespace
 
+// GCC 12 flags a replaced sized delete that calls free() under some sanitizer builds.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t n) { return guarded_alloc(n); }
 void* operator new[](size_t n) { return guarded_alloc(n); }
 void* operator new(size_t n, const std::nothrow_t&) noexcept {
@@ -67,6 +70,7 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 void operator delete[](void* p, size_t) noexcept { std::free(p); }
 void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace llmos {
 namespace {
