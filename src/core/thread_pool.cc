@@ -54,6 +54,8 @@ ThreadPool::ThreadPool(int num_threads) {
   num_threads_ = num_threads == 0 ? default_thread_count() : num_threads;
   // Spinning only pays when every thread has a core of its own.
   spin_ = num_threads_ <= default_thread_count();
+  claimed_ = std::make_unique<std::atomic<uint64_t>[]>(static_cast<size_t>(num_threads_));
+  for (int i = 0; i < num_threads_; ++i) claimed_[i].store(0, std::memory_order_relaxed);
   for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -64,6 +66,35 @@ ThreadPool::~ThreadPool() {
   }
   work_ready_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+// Claims range `range` of job `generation`; false if someone already did. Generations only
+// grow, so a worker that wakes up late, after its job ended, can never claim a range of it
+// (all its ranges were claimed) nor of a later job (its generation is older).
+bool ThreadPool::claim(int range, uint64_t generation) {
+  uint64_t seen = claimed_[range].load(std::memory_order_acquire);
+  while (seen < generation) {
+    if (claimed_[range].compare_exchange_weak(seen, generation, std::memory_order_acq_rel)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void ThreadPool::run_range(int range, uint64_t generation) {
+  (void)generation;
+  int64_t begin, end;
+  part_range(job_n_, job_parts_, range, &begin, &end);
+  try {
+    (*job_)(range, begin, end);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!first_error_) first_error_ = std::current_exception();
+  }
+  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == job_parts_) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (caller_waiting_) work_done_.notify_one();
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -80,31 +111,15 @@ void ThreadPool::worker_loop(int index) {
       --sleepers_;
     }
     if (stopping_.load(std::memory_order_acquire)) return;
-    const std::function<void(int, int64_t, int64_t)>* job;
-    int64_t n;
     int parts;
     {
-      // The fields were written under the mutex before the generation bump.
       std::lock_guard<std::mutex> lock(mutex_);
       seen = generation_.load(std::memory_order_acquire);
-      job = job_;
-      n = job_n_;
       parts = job_parts_;
     }
-    if (index < parts) {
-      int64_t begin, end;
-      part_range(n, parts, index, &begin, &end);
-      try {
-        (*job)(index, begin, end);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!first_error_) first_error_ = std::current_exception();
-      }
-    }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (caller_waiting_) work_done_.notify_one();
-    }
+    // A successful claim means job `seen` is still running (its caller waits for every range),
+    // so job_, job_n_ and job_parts_ stay those of `seen` while the range runs.
+    if (index < parts && claim(index, seen)) run_range(index, seen);
   }
 }
 
@@ -119,36 +134,33 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, 0, n);
     return;
   }
+  uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = &fn;
     job_n_ = n;
     job_parts_ = parts;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
     first_error_ = nullptr;
-    generation_.fetch_add(1, std::memory_order_release);
+    generation = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
     if (sleepers_ > 0) work_ready_.notify_all();
   }
-  std::exception_ptr own_error;
-  int64_t begin, end;
-  part_range(n, parts, 0, &begin, &end);
-  try {
-    fn(0, begin, end);
-  } catch (...) {
-    own_error = std::current_exception();
+  // The first range, then whatever no worker has started.
+  for (int r = 0; r < parts; ++r) {
+    if (claim(r, generation)) run_range(r, generation);
   }
-  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
-  std::exception_ptr error;
+  auto done = [&] { return done_.load(std::memory_order_acquire) == parts; };
   if (!spin_until(spin_, done)) {
     std::unique_lock<std::mutex> lock(mutex_);
     caller_waiting_ = true;
     work_done_.wait(lock, done);
     caller_waiting_ = false;
   }
+  std::exception_ptr error;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = nullptr;
-    error = own_error ? own_error : first_error_;
+    error = first_error_;
     first_error_ = nullptr;
   }
   if (error) std::rethrow_exception(error);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -28,9 +29,12 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
 
   // Calls fn(thread_index, begin, end) over [0, n) split into at most num_threads contiguous
-  // ranges of at least `grain` items; returns when all ranges are done. The calling thread
-  // takes the first range. The first exception thrown by fn is rethrown here after all ranges
-  // finish. Not re-entrant: fn must not call parallel_for on the same pool.
+  // ranges of at least `grain` items; returns when all ranges are done. Range i is passed
+  // thread_index i (so per-thread scratch indexed by it is never shared). The calling thread
+  // takes the first range, then any range no worker has started yet: on a busy machine a
+  // worker that is not scheduled in time does not hold the call up. The first exception thrown
+  // by fn is rethrown here after all ranges finish. Not re-entrant: fn must not call
+  // parallel_for on the same pool.
   void parallel_for(int64_t n, int64_t grain,
                     const std::function<void(int thread, int64_t begin, int64_t end)>& fn);
 
@@ -52,10 +56,14 @@ class ThreadPool {
   int64_t job_n_ = 0;
   int job_parts_ = 0;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // Per range: the last generation in which it was claimed (a range runs once per job).
+  std::unique_ptr<std::atomic<uint64_t>[]> claimed_;
+  std::atomic<int> done_{0};  // ranges finished in the current job
   std::atomic<bool> stopping_{false};
   int sleepers_ = 0;          // workers waiting on work_ready_ (guarded by mutex_)
   bool caller_waiting_ = false;  // the caller waits on work_done_ (guarded by mutex_)
+  bool claim(int range, uint64_t generation);
+  void run_range(int range, uint64_t generation);
   std::exception_ptr first_error_;  // guarded by mutex_
 };
 
