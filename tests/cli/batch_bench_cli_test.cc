@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
-#include <regex>
+#include <cctype>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,14 +94,16 @@ std::vector<int32_t> tokens_of(const JsonValue& line) {
   return t;
 }
 
+// The number printed right before " <what>" in stderr (e.g. "12 preemptions").
 int64_t stat_from(const std::string& err, const std::string& what) {
-  std::smatch m;
-  const std::regex re("([0-9]+) " + what);
-  if (!std::regex_search(err, m, re)) {
-    ADD_FAILURE() << "no '" << what << "' in stderr: " << err;
-    return -1;
+  for (size_t at = err.find(" " + what); at != std::string::npos;
+       at = err.find(" " + what, at + 1)) {
+    size_t begin = at;
+    while (begin > 0 && std::isdigit(static_cast<unsigned char>(err[begin - 1]))) --begin;
+    if (begin < at) return std::stoll(err.substr(begin, at - begin));
   }
-  return std::stoll(m[1].str());
+  ADD_FAILURE() << "no '<number> " << what << "' in stderr: " << err;
+  return -1;
 }
 
 std::shared_ptr<LlamaModel> load_stories() {
