@@ -149,7 +149,9 @@ void Backend::gather_rows(const Tensor& src, std::span<const int32_t> rows, Tens
 }
 
 std::unique_ptr<Backend> create_backend(const BackendOptions& options) {
-  if (options.device.is_cpu()) return std::make_unique<CpuBackend>(options.num_threads);
+  if (options.device.is_cpu()) {
+    return std::make_unique<CpuBackend>(options.num_threads, options.reference_kernels);
+  }
   const CudaProbe probe = probe_cuda();
   if (!probe.compiled) throw_error(StatusCode::kUnsupported, "device ", device_name(options.device), ": ", probe.detail);
   throw_error(StatusCode::kUnsupported, "device ", device_name(options.device),

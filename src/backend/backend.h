@@ -84,6 +84,9 @@ class Backend {
 struct BackendOptions {
   Device device = Device::cpu();
   int num_threads = 0;  // 0: one per hardware thread (CPU)
+  // CPU: run the scalar reference kernels (double accumulation: the oracle, slow) instead of
+  // the fast ISA kernels (kernels/cpu, chosen by kernels::cpu::active_isa()).
+  bool reference_kernels = false;
 };
 
 // Creates the backend for options.device; kUnsupported when this build or machine lacks it.

@@ -368,7 +368,10 @@ TEST_F(EngineApi, CancelQueuedRequest) {
   EngineConfig c = small_config();
   c.max_sequences = 1;  // B and C wait while A runs
   Engine engine(model_, c);
-  const uint64_t a = engine.submit(greedy(prompt(1), 48));
+  // A runs long enough that B is surely still queued when the cancel lands, even when this
+  // thread is descheduled for a while on a busy machine.
+  constexpr size_t kLongA = 400;  // fits the 512-token fallback model too
+  const uint64_t a = engine.submit(greedy(prompt(1), kLongA));
   const uint64_t b = engine.submit(greedy(prompt(3), 8));
   const uint64_t cc = engine.submit(greedy(prompt(6), 4));
   // Once A streams, B is in the scheduler's queue.
@@ -385,7 +388,7 @@ TEST_F(EngineApi, CancelQueuedRequest) {
   pa = pull_all(engine, a, pa);
   ASSERT_TRUE(pa.final.has_value());
   EXPECT_EQ(pa.final->finish_reason, RequestFinishReason::kLength);
-  EXPECT_EQ(pa.tokens.size(), 48u);
+  EXPECT_EQ(pa.tokens.size(), kLongA);
   const RequestResult rc = engine.wait(cc);
   EXPECT_EQ(rc.finish_reason, RequestFinishReason::kLength);
   EXPECT_EQ(rc.tokens.size(), 4u);

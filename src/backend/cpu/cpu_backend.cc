@@ -29,8 +29,11 @@ int64_t row_stride_floats(const Tensor& t) { return t.dim(0) > 1 ? t.stride_byte
 
 }  // namespace
 
-CpuBackend::CpuBackend(int num_threads)
+CpuBackend::CpuBackend(int num_threads, bool reference_kernels)
     : pool_(num_threads),
+      reference_(reference_kernels),
+      isa_(kernels::cpu::active_isa()),
+      matmul_(pool_, isa_),
       f32_scratch_(static_cast<size_t>(pool_.num_threads())),
       f64_scratch_(static_cast<size_t>(pool_.num_threads())) {}
 
@@ -54,7 +57,11 @@ double* CpuBackend::f64_scratch(int thread, size_t count) {
   return f64_scratch_[static_cast<size_t>(thread)].data();
 }
 
-std::string CpuBackend::name() const { return "cpu (reference kernels, " + std::to_string(pool_.num_threads()) + " threads)"; }
+std::string CpuBackend::name() const {
+  const std::string kernels =
+      reference_ ? "reference kernels" : std::string(kernels::cpu::isa_name(isa_)) + " kernels";
+  return "cpu (" + kernels + ", " + std::to_string(pool_.num_threads()) + " threads)";
+}
 
 Tensor CpuBackend::alloc(const std::vector<int64_t>& shape, DType dtype) { return Tensor::empty(shape, dtype); }
 
@@ -75,6 +82,10 @@ void CpuBackend::embed_impl(const Tensor& table, std::span<const int32_t> tokens
 }
 
 void CpuBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+  if (!reference_) {
+    matmul_.run(weight, bias, x, y);
+    return;
+  }
   kernels::MatmulParams p;
   p.weight = weight.data();
   p.weight_dtype = weight.dtype();
@@ -145,7 +156,13 @@ void CpuBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, const
   p.num_blocks = spec.num_blocks;
   p.slots = slots.data();
   p.num_tokens = static_cast<int64_t>(slots.size());
-  check_kernel(kernels::write_kv_ref(p), "write_kv_ref");
+  if (reference_) {
+    check_kernel(kernels::write_kv_ref(p), "write_kv_ref");
+    return;
+  }
+  pool_.parallel_for(p.num_tokens, 16, [&](int, int64_t begin, int64_t end) {
+    check_kernel(kernels::cpu::write_kv_cpu(isa_, p, begin, end), "write_kv_cpu");
+  });
 }
 
 void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
@@ -172,6 +189,10 @@ void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer
   if (kernels::validate_paged_attention(p, spec.num_blocks) != StatusCode::kOk) {
     throw_error(StatusCode::kInvalidArgument, "attention: inconsistent batch description");
   }
+  if (!reference_) {
+    attention_fast(p, out);
+    return;
+  }
   int32_t max_kv = 0;
   for (int32_t len : batch.kv_len) max_kv = std::max(max_kv, len);
   const int64_t items = batch.num_tokens() * num_heads;
@@ -181,6 +202,20 @@ void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer
     check_kernel(kernels::paged_attention_ref(p, begin, end, f64_scratch(thread, scratch_count)),
                  "paged_attention_ref");
   });
+}
+
+void CpuBackend::attention_fast(const kernels::PagedAttentionParams& p, Tensor& out) {
+  (void)out;
+  // The plan depends only on the batch; its vectors keep their capacity between calls.
+  check_kernel(kernels::cpu::attention_plan(p, pool_.num_threads(), &attention_plan_),
+               "attention_plan");
+  const size_t bytes = kernels::cpu::attention_workspace_bytes(attention_plan_);
+  if (bytes > attention_workspace_.size()) {
+    attention_workspace_ = HostBuffer(std::max(bytes, attention_workspace_.size() * 2));
+  }
+  check_kernel(kernels::cpu::attention_forward(pool_, isa_, p, attention_plan_,
+                                               attention_workspace_.data()),
+               "attention_forward");
 }
 
 void CpuBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) {

@@ -1,18 +1,25 @@
 // The CPU backend: runs the kernels in kernels/ on host memory, split over a persistent thread
-// pool. Weights are used in place (an mmap'd GGUF tensor is never copied).
+// pool. By default the fast kernels of kernels/cpu at the active ISA (AVX-512, AVX2 or their
+// scalar twins): weights are repacked once where the kernels want it (CpuMatmul). With
+// reference_kernels, the scalar oracles of kernels/ref, weights used in place.
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_matmul.h"
+#include "core/allocator.h"
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/cpu/attention_cpu.h"
+#include "kernels/cpu/isa.h"
 
 namespace llmos {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int num_threads);
+  explicit CpuBackend(int num_threads, bool reference_kernels = false);
 
   Device device() const override { return Device::cpu(); }
   std::string name() const override;
@@ -43,7 +50,14 @@ class CpuBackend final : public Backend {
   double* f64_scratch(int thread, size_t count);
   void reserve_scratch(size_t f32_count, size_t f64_count);
 
+  void attention_fast(const kernels::PagedAttentionParams& p, Tensor& out);
+
   ThreadPool pool_;
+  bool reference_;
+  kernels::cpu::Isa isa_;
+  CpuMatmul matmul_;
+  kernels::cpu::AttentionPlan attention_plan_;
+  HostBuffer attention_workspace_;
   std::vector<std::vector<float>> f32_scratch_;
   std::vector<std::vector<double>> f64_scratch_;
 };

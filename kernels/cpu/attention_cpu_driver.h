@@ -1,0 +1,265 @@
+// Internal to the CPU attention kernel: the ISA-independent part (items, partitions, chunks,
+// causal row ranges, the partition fold) as templates over a per-ISA kernel struct, and the ISA
+// entry points. Included only by attention_cpu.cc and the files in avx2/ and avx512/.
+//
+// Everything below sits in an anonymous namespace on purpose: each translation unit gets its own
+// copy compiled with its own ISA flags, so the linker can never hand an AVX-512 instantiation to
+// the scalar path. For the same reason the ISA files use intrinsics and builtins only — no
+// inline library functions (std::max<float>, std::exp, f32_to_f16, std::vector members) that
+// would be emitted as shared weak symbols.
+//
+// The kernel struct K provides (all rows r index the tile: token r / group, head r % group):
+//   begin_tile(tile, rows, qbuf)
+//       once per item: the tile's query rows -> qbuf (up to 4 * round4(rows) * head_dim floats),
+//       in a layout of the kernel's choice
+//   softmax_rows(tile, qbuf, rb, re, k_rows, dtype, kbuf, scale, n, ctx0, m, l, p, alpha)
+//       rows [rb, re): scores against the chunk's n K rows (converted through kbuf, up to
+//       64 * head_dim floats), masked to the row's first min(n, ctx0 + r / group) tokens;
+//       online-softmax update of m[r], l[r]; probabilities to p[r * kAttentionChunk ...] (0 beyond
+//       the mask) and the accumulator's rescale factor to alpha[r]
+//   pv_rows(p, alpha, v_rows, dtype, n, head_dim, vbuf, acc, rb, re)
+//       acc[r] = acc[r] * alpha[r] + p[r] . V over the chunk's n V rows (read in place, or
+//       converted into vbuf [64][head_dim] first)
+//   merge(m, l, acc, m2, l2, acc2, head_dim)   (m, l, acc) folded with (m2, l2, acc2)
+//   finalize(acc, l, head_dim, out)            out = acc / l, zeros made positive
+// Each must compute a row exactly the same way whichever other rows it is called with.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/attention_cpu.h"
+
+namespace llmos::kernels::cpu {
+
+namespace detail {
+
+// ISA entry points. The dispatcher (attention_cpu.cc) has checked the shapes and the ISA.
+#define LLMOS_ATTENTION_ISA_ENTRY_POINTS(suffix)                                                 \
+  void attention_items_##suffix(const PagedAttentionParams& p, const AttentionPlan& plan,       \
+                                const AttentionWorkItem* items, int64_t count, float* workspace, \
+                                int thread);                                                     \
+  void attention_combine_##suffix(const PagedAttentionParams& p, const AttentionPlan& plan,     \
+                                  const AttentionCombineItem* items, int64_t count,              \
+                                  float* workspace);                                             \
+  /* n f32 values -> kv dtype, bit-identical to write_kv_ref's conversion */                      \
+  void kv_store_row_##suffix(const float* src, void* dst, DType dtype, int n);
+
+LLMOS_ATTENTION_ISA_ENTRY_POINTS(scalar)
+LLMOS_ATTENTION_ISA_ENTRY_POINTS(avx2)
+LLMOS_ATTENTION_ISA_ENTRY_POINTS(avx512)
+#undef LLMOS_ATTENTION_ISA_ENTRY_POINTS
+
+}  // namespace detail
+
+namespace {  // NOLINT(google-build-namespaces, cert-dcl59-cpp): see the top of this file
+
+inline int attn_imin(int a, int b) { return a < b ? a : b; }
+inline int attn_imax(int a, int b) { return a > b ? a : b; }
+inline int64_t attn_round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Partition state of a tile: m [rows], l [rows] (each padded to 16), acc [rows][head_dim].
+inline int64_t attn_partial_floats(int rows, int head_dim) {
+  return 2 * attn_round16(rows) + static_cast<int64_t>(rows) * head_dim;
+}
+
+// One thread's scratch slot.
+struct AttnScratch {
+  float* k;      // K chunk (kAttentionChunk * head_dim)
+  float* v;      // V chunk [kAttentionChunk][head_dim]
+  float* q;      // the tile's query rows, as the kernel packs them (4 * round4(rows) * head_dim)
+  float* p;      // scores, then probabilities [round4(rows)][kAttentionChunk]
+  float* alpha;  // [rows]
+  float *m0, *l0, *acc0;  // folded state of an unsplit item
+  float *m1, *l1, *acc1;  // state of the partition being computed
+};
+
+inline int64_t attn_scratch_floats(int max_rows, int head_dim) {
+  const int64_t chunk = static_cast<int64_t>(kAttentionChunk) * head_dim;
+  const int64_t rows4 = (max_rows + 3) / 4 * 4;
+  const int64_t rows16 = attn_round16(max_rows);
+  const int64_t acc = attn_round16(static_cast<int64_t>(max_rows) * head_dim);
+  return 2 * attn_round16(chunk) + attn_round16(4 * rows4 * head_dim) + rows4 * kAttentionChunk + rows16 +
+         2 * (2 * rows16 + acc);
+}
+
+inline AttnScratch attn_scratch(float* base, int max_rows, int head_dim) {
+  const int64_t chunk = attn_round16(static_cast<int64_t>(kAttentionChunk) * head_dim);
+  const int64_t rows4 = (max_rows + 3) / 4 * 4;
+  const int64_t rows16 = attn_round16(max_rows);
+  const int64_t acc = attn_round16(static_cast<int64_t>(max_rows) * head_dim);
+  AttnScratch s;
+  s.k = base;
+  s.v = s.k + chunk;
+  s.q = s.v + chunk;
+  s.p = s.q + attn_round16(4 * rows4 * head_dim);
+  s.alpha = s.p + rows4 * kAttentionChunk;
+  s.m0 = s.alpha + rows16;
+  s.l0 = s.m0 + rows16;
+  s.acc0 = s.l0 + rows16;
+  s.m1 = s.acc0 + acc;
+  s.l1 = s.m1 + rows16;
+  s.acc1 = s.l1 + rows16;
+  return s;
+}
+
+// The query rows of a tile: row r is token token0 + r / group, query head head0 + r % group.
+struct AttnTile {
+  const float* q;
+  int64_t q_stride;
+  float* out;
+  int64_t out_stride;
+  int64_t token0;
+  int group;
+  int head0;
+  int head_dim;
+  const float* q_row(int r) const {
+    return q + (token0 + r / group) * q_stride + static_cast<int64_t>(head0 + r % group) * head_dim;
+  }
+  float* out_row(int r) const {
+    return out + (token0 + r / group) * out_stride +
+           static_cast<int64_t>(head0 + r % group) * head_dim;
+  }
+};
+
+inline AttnTile attn_tile(const PagedAttentionParams& p, int kv_head, int32_t q_begin) {
+  const int group = p.num_heads / p.num_kv_heads;
+  return AttnTile{p.q, p.q_stride, p.out, p.out_stride, q_begin, group, kv_head * group, p.head_dim};
+}
+
+inline float attn_neg_inf() { return -__builtin_inff(); }
+
+template <class K>
+void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
+                   const AttnScratch& s, float* workspace) {
+  const AttnTile tile = attn_tile(p, it.kv_head, it.q_begin);
+  const int group = tile.group;
+  const int head_dim = p.head_dim;
+  const int rows = it.q_count * group;
+  const int32_t seq_q0 = p.query_start[it.seq];
+  const int32_t n_new = p.query_start[it.seq + 1] - seq_q0;
+  // Position of the tile's first token; the tile's row r sees positions [0, first_pos + r / group].
+  const int32_t first_pos = p.kv_len[it.seq] - n_new + (it.q_begin - seq_q0);
+  const int32_t tile_end = first_pos + it.q_count;
+  const int32_t* blocks = p.block_indices + p.block_indptr[it.seq];
+  const int64_t elem = p.kv_dtype == DType::kF32 ? 4 : 2;
+  const int64_t row_bytes = elem * head_dim;
+  const uint8_t* k_base = static_cast<const uint8_t*>(p.k_pool);
+  const uint8_t* v_base = static_cast<const uint8_t*>(p.v_pool);
+  const bool split = it.partial >= 0;
+  const uint8_t* k_rows[kAttentionChunk];
+  const uint8_t* v_rows[kAttentionChunk];
+  K::begin_tile(tile, rows, s.q);
+
+  for (int32_t part = it.part_begin; part < it.part_end; ++part) {
+    const int32_t kv0 = part * kAttentionPartition;
+    const int32_t kv1 = attn_imin(kv0 + kAttentionPartition, tile_end);
+    // Rows that see position kv0 have at least one token in this partition; the others none.
+    const int r0 = attn_imax(0, kv0 - first_pos) * group;
+    float *m, *l, *acc;
+    if (split) {
+      m = workspace + it.partial;
+      l = m + attn_round16(rows);
+      acc = l + attn_round16(rows);
+      for (int r = 0; r < r0; ++r) {  // empty for these rows: the combine skips them
+        m[r] = attn_neg_inf();
+        l[r] = 0.0f;
+      }
+    } else if (part == it.part_begin) {
+      m = s.m0, l = s.l0, acc = s.acc0;
+    } else {
+      m = s.m1, l = s.l1, acc = s.acc1;
+    }
+    for (int r = r0; r < rows; ++r) {
+      m[r] = attn_neg_inf();
+      l[r] = 0.0f;
+    }
+    std::memset(acc + static_cast<int64_t>(r0) * head_dim, 0,
+                sizeof(float) * static_cast<size_t>(rows - r0) * static_cast<size_t>(head_dim));
+
+    for (int32_t c0 = kv0; c0 < kv1; c0 += kAttentionChunk) {
+      const int n = attn_imin(kAttentionChunk, kv1 - c0);
+      // One division per chunk (not per token): walk the block table from c0.
+      int32_t block_i = c0 / p.block_size, offset = c0 % p.block_size;
+      for (int t = 0; t < n; ++t) {
+        const int64_t slot =
+            (int64_t{blocks[block_i]} * p.num_kv_heads + it.kv_head) * p.block_size + offset;
+        k_rows[t] = k_base + slot * row_bytes;
+        v_rows[t] = v_base + slot * row_bytes;
+        if (++offset == p.block_size) offset = 0, ++block_i;
+      }
+      // The blocks are scattered, so the hardware prefetcher cannot run ahead across them:
+      // fetch the next chunk's rows while this one is computed (K, read first, into L1; V into L2,
+      // so that L1 is not flooded at head_dim 128).
+      const int32_t next_end = attn_imin(c0 + 2 * kAttentionChunk,
+                                         attn_imin(tile_end, it.part_end * kAttentionPartition));
+      if (c0 + kAttentionChunk < next_end) {
+        int32_t nb = (c0 + kAttentionChunk) / p.block_size, no = (c0 + kAttentionChunk) % p.block_size;
+        for (int32_t pos = c0 + kAttentionChunk; pos < next_end; ++pos) {
+          const int64_t slot = (int64_t{blocks[nb]} * p.num_kv_heads + it.kv_head) * p.block_size + no;
+          for (int64_t b = 0; b < row_bytes; b += 64) {
+            __builtin_prefetch(k_base + slot * row_bytes + b, 0, 3);
+            __builtin_prefetch(v_base + slot * row_bytes + b, 0, 2);
+          }
+          if (++no == p.block_size) no = 0, ++nb;
+        }
+      }
+      const int ra = attn_imax(0, c0 - first_pos) * group;  // first row that sees position c0
+      const int ctx0 = first_pos + 1 - c0;                   // row r sees ctx0 + r / group tokens
+      K::softmax_rows(tile, s.q, ra, rows, k_rows, p.kv_dtype, s.k, p.scale, n, ctx0, m, l, s.p, s.alpha);
+      K::pv_rows(s.p, s.alpha, v_rows, p.kv_dtype, n, head_dim, s.v, acc, ra, rows);
+    }
+
+    if (!split && part != it.part_begin) {
+      for (int r = r0; r < rows; ++r) {
+        K::merge(&s.m0[r], &s.l0[r], s.acc0 + static_cast<int64_t>(r) * head_dim, s.m1[r], s.l1[r],
+                 s.acc1 + static_cast<int64_t>(r) * head_dim, head_dim);
+      }
+    }
+  }
+  if (!split) {
+    for (int r = 0; r < rows; ++r) {
+      K::finalize(s.acc0 + static_cast<int64_t>(r) * head_dim, s.l0[r], head_dim, tile.out_row(r));
+    }
+  }
+}
+
+template <class K>
+void attn_run_items(const PagedAttentionParams& p, const AttentionPlan& plan,
+                    const AttentionWorkItem* items, int64_t count, float* workspace, int thread) {
+  const AttnScratch s = attn_scratch(workspace + plan.partial_floats + thread * plan.scratch_floats,
+                                     plan.max_rows, p.head_dim);
+  for (int64_t i = 0; i < count; ++i) attn_run_item<K>(p, items[i], s, workspace);
+}
+
+// Folds partitions 1.. into partition 0's state, left to right, then writes the rows out.
+template <class K>
+void attn_run_combines(const PagedAttentionParams& p, const AttentionCombineItem* items,
+                       int64_t count, float* workspace) {
+  const int head_dim = p.head_dim;
+  for (int64_t i = 0; i < count; ++i) {
+    const AttentionCombineItem& c = items[i];
+    const AttnTile tile = attn_tile(p, c.kv_head, c.q_begin);
+    const int rows = c.q_count * tile.group;
+    const int64_t block = attn_partial_floats(rows, head_dim);
+    float* m0 = workspace + c.partial;
+    float* l0 = m0 + attn_round16(rows);
+    float* acc0 = l0 + attn_round16(rows);
+    for (int k = 1; k < c.num_parts; ++k) {
+      const float* mk = m0 + k * block;
+      const float* lk = mk + attn_round16(rows);
+      const float* acck = lk + attn_round16(rows);
+      for (int r = 0; r < rows; ++r) {
+        if (mk[r] == attn_neg_inf()) continue;  // the row has no token in partition k
+        K::merge(&m0[r], &l0[r], acc0 + static_cast<int64_t>(r) * head_dim, mk[r], lk[r],
+                 acck + static_cast<int64_t>(r) * head_dim, head_dim);
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      K::finalize(acc0 + static_cast<int64_t>(r) * head_dim, l0[r], head_dim, tile.out_row(r));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmos::kernels::cpu
