@@ -83,15 +83,19 @@ bool ThreadPool::claim(int range, uint64_t generation) {
 
 void ThreadPool::run_range(int range, uint64_t generation) {
   (void)generation;
+  // Read the job before finishing it: once the last range is counted the caller may return
+  // and publish the next job.
+  const int parts = job_parts_;
+  const std::function<void(int, int64_t, int64_t)>& job = *job_;
   int64_t begin, end;
-  part_range(job_n_, job_parts_, range, &begin, &end);
+  part_range(job_n_, parts, range, &begin, &end);
   try {
-    (*job_)(range, begin, end);
+    job(range, begin, end);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!first_error_) first_error_ = std::current_exception();
   }
-  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == job_parts_) {
+  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == parts) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (caller_waiting_) work_done_.notify_one();
   }
