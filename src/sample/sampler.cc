@@ -84,6 +84,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
 
 int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   LLMOS_CHECK_ARG(logits != nullptr, "Sampler: logits pointer is null");
+  const bool penalty = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0;
+  if (params_.temperature == 0.0f && !penalty) return greedy(logits);
   load_candidates(logits);
   apply_repeat_penalty(history);
   const int32_t best = argmax();
@@ -101,6 +103,24 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
     apply_min_p();
   }
   return draw(max_logit, /*weights_ready=*/truncate && params_.temperature == 1.0f);
+}
+
+// Greedy without a penalty: the argmax in one pass over the logits, with the checks and the
+// tie rule (lowest id) of load_candidates + argmax, without copying the vocabulary.
+int32_t Sampler::greedy(const float* logits) const {
+  const size_t n = static_cast<size_t>(vocab_size_);
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float l = logits[i];
+    if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
+      throw_error(StatusCode::kInvalidArgument, "Sampler: logit at index ", i, " is ",
+                  std::isnan(l) ? "NaN" : "+inf", " (logits must be finite, or -inf to mask)");
+    }
+    if (l > logits[best]) best = i;
+  }
+  LLMOS_CHECK_ARG(std::isfinite(logits[best]), "Sampler: all ", n,
+                  " logits are -inf (every token is masked)");
+  return static_cast<int32_t>(best);
 }
 
 void Sampler::load_candidates(const float* logits) {

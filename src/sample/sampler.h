@@ -61,6 +61,7 @@ class Sampler {
 
   // Copies logits into candidates_ (index == id), rejecting NaN/+inf and all -inf.
   void load_candidates(const float* logits);
+  int32_t greedy(const float* logits) const;  // temperature 0, no penalty: one pass
   void apply_repeat_penalty(std::span<const int32_t> history);
   int32_t argmax() const;  // over candidates_ still in id order; lowest id wins ties
   void apply_top_k();
