@@ -115,13 +115,7 @@ int run_batch(int argc, char** argv) {
       throw UsageError{"no prompt file given (-f PATH)"};
     prompt_file = *args.get("--file");
     settings.max_tokens = static_cast<int32_t>(args.get_int("--n-predict", 128, 1, 1 << 24));
-    SamplingParams& s = settings.sampling;
-    s.temperature = static_cast<float>(args.get_double("--temp", 0.8, 0.0, 1e6));
-    s.top_k = static_cast<int32_t>(args.get_int("--top-k", 40, 0, 1 << 30));
-    s.top_p = static_cast<float>(args.get_double("--top-p", 0.95, 1e-9, 1.0));
-    s.min_p = static_cast<float>(args.get_double("--min-p", 0.05, 0.0, 1.0));
-    s.repeat_penalty = static_cast<float>(args.get_double("--repeat-penalty", 1.0, 1e-6, 1e6));
-    s.repeat_last_n = static_cast<int32_t>(args.get_int("--repeat-last-n", 64, 0, 1 << 24));
+    settings.sampling = parse_sampling_options(args);
     seed = args.get_u64("--seed", std::random_device{}());
     settings.ignore_eos = args.has("--ignore-eos");
     parallel = static_cast<int32_t>(args.get_int("--parallel", 16, 1, 4096));
@@ -141,9 +135,9 @@ int run_batch(int argc, char** argv) {
       throw UsageError{"option --preemption must be recompute or swap, got '" + preemption + "'"};
     }
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
+    backend_options.device = parse_device_option(args);
     try {
       if (auto p = args.get("--priority")) settings.priority = parse_priority(*p);
-      backend_options.device = parse_device(args.get_or("--device", "cpu"));
       config.validate();
     } catch (const Error& e) {
       throw UsageError{e.message()};

@@ -267,11 +267,7 @@ int run_bench(int argc, char** argv) {
     setup.kv_dtype = parse_kv_dtype(args);
     setup.block_size = static_cast<int>(args.get_int("--block-size", 16, 1, 1024));
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
-    try {
-      backend_options.device = parse_device(args.get_or("--device", "cpu"));
-    } catch (const Error& e) {
-      throw UsageError{e.message()};
-    }
+    backend_options.device = parse_device_option(args);
   } catch (const UsageError& e) {
     std::cerr << "llmos bench: " << e.message << "\n\n" << args.usage();
     return 2;

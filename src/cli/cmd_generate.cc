@@ -43,21 +43,12 @@ int run_generate(int argc, char** argv) {
     }
     prompt = args.get("--prompt");
     options.max_tokens = static_cast<int32_t>(args.get_int("--n-predict", 128, 0, 1 << 24));
-    options.sampling.temperature = static_cast<float>(args.get_double("--temp", 0.8, 0.0, 1e6));
-    options.sampling.top_k = static_cast<int32_t>(args.get_int("--top-k", 40, 0, 1 << 30));
-    options.sampling.top_p = static_cast<float>(args.get_double("--top-p", 0.95, 1e-9, 1.0));
-    options.sampling.min_p = static_cast<float>(args.get_double("--min-p", 0.05, 0.0, 1.0));
-    options.sampling.repeat_penalty = static_cast<float>(args.get_double("--repeat-penalty", 1.0, 1e-6, 1e6));
-    options.sampling.repeat_last_n = static_cast<int32_t>(args.get_int("--repeat-last-n", 64, 0, 1 << 24));
+    options.sampling = parse_sampling_options(args);
     options.sampling.seed = args.get_u64("--seed", std::random_device{}());
     backend_options.num_threads = static_cast<int>(args.get_int("--threads", 0, 1, 1024));
     options.kv_dtype = parse_kv_dtype(args);
     options.stop_at_eos = !args.has("--ignore-eos");
-    try {
-      backend_options.device = parse_device(args.get_or("--device", "cpu"));
-    } catch (const Error& e) {
-      throw UsageError{e.message()};
-    }
+    backend_options.device = parse_device_option(args);
   } catch (const UsageError& e) {
     std::cerr << "llmos generate: " << e.message << "\n\n" << args.usage();
     return 2;

@@ -81,8 +81,7 @@ bool ThreadPool::claim(int range, uint64_t generation) {
   return false;
 }
 
-void ThreadPool::run_range(int range, uint64_t generation) {
-  (void)generation;
+void ThreadPool::run_range(int range) {
   // Read the job before finishing it: once the last range is counted the caller may return
   // and publish the next job.
   const int parts = job_parts_;
@@ -123,7 +122,7 @@ void ThreadPool::worker_loop(int index) {
     }
     // A successful claim means job `seen` is still running (its caller waits for every range),
     // so job_, job_n_ and job_parts_ stay those of `seen` while the range runs.
-    if (index < parts && claim(index, seen)) run_range(index, seen);
+    if (index < parts && claim(index, seen)) run_range(index);
   }
 }
 
@@ -151,7 +150,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   }
   // The first range, then whatever no worker has started.
   for (int r = 0; r < parts; ++r) {
-    if (claim(r, generation)) run_range(r, generation);
+    if (claim(r, generation)) run_range(r);
   }
   auto done = [&] { return done_.load(std::memory_order_acquire) == parts; };
   if (!spin_until(spin_, done)) {

@@ -63,7 +63,7 @@ class ThreadPool {
   int sleepers_ = 0;          // workers waiting on work_ready_ (guarded by mutex_)
   bool caller_waiting_ = false;  // the caller waits on work_done_ (guarded by mutex_)
   bool claim(int range, uint64_t generation);
-  void run_range(int range, uint64_t generation);
+  void run_range(int range);  // the claimed range of the current job
   std::exception_ptr first_error_;  // guarded by mutex_
 };
 

@@ -7,6 +7,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/logging.h"
 #include "engine/model_runner.h"
 #include "engine/paged_kv_slots.h"
@@ -21,23 +22,18 @@ double seconds_between(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
-uint64_t mix(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h;
-}
 template <typename T>
 uint64_t mix(uint64_t h, const T& v) {
-  return mix(h, &v, sizeof v);
+  return fnv1a(h, &v, sizeof v);
 }
 
 // Identifies a model for snapshots: geometry, tensor table and a sample of
 // every tensor's bytes (so a re-quantized file of the same shape does not
 // match).
 uint64_t compute_fingerprint(const LlamaModel& model) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint64_t h = kFnv1aOffset;
   const ModelConfig& c = model.config();
-  h = mix(h, c.architecture.data(), c.architecture.size());
+  h = fnv1a(h, c.architecture.data(), c.architecture.size());
   for (int64_t v : {c.vocab_size, c.dim, c.num_layers, c.ffn_dim, c.num_heads, c.num_kv_heads,
                     c.head_dim, c.rope_dim}) {
     h = mix(h, v);
@@ -47,14 +43,14 @@ uint64_t compute_fingerprint(const LlamaModel& model) {
   h = mix(h, c.rope_scale_factor);
   h = mix(h, c.norm_eps);
   for (const gguf::TensorInfo& t : model.file().tensors()) {
-    h = mix(h, t.name.data(), t.name.size());
+    h = fnv1a(h, t.name.data(), t.name.size());
     h = mix(h, t.dtype);
     h = mix(h, t.nbytes);
     // 256 bytes at the start, middle and end of every tensor.
     const uint8_t* data = model.file().tensor_data(t);
     const size_t n = static_cast<size_t>(t.nbytes);
     const size_t take = std::min<size_t>(n, 256);
-    for (size_t at : {size_t{0}, (n - take) / 2, n - take}) h = mix(h, data + at, take);
+    for (size_t at : {size_t{0}, (n - take) / 2, n - take}) h = fnv1a(h, data + at, take);
   }
   return h;
 }

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace llmos {
 namespace {
@@ -15,15 +16,6 @@ namespace {
 constexpr char kMagic[8] = {'L', 'L', 'M', 'O', 'S', 'C', 'T', 'X'};
 constexpr uint32_t kVersion = 1;
 
-uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
 
 // Writes through stdio, hashing everything written.
 class Writer {
@@ -55,7 +47,7 @@ class Writer {
  private:
   std::string path_;
   FILE* f_;
-  uint64_t hash_ = kFnvOffset;
+  uint64_t hash_ = kFnv1aOffset;
 };
 
 // Reads a whole file and walks it with bounds checks.
@@ -101,7 +93,7 @@ class Reader {
     }
     return n;
   }
-  uint64_t hash_so_far() const { return fnv1a(kFnvOffset, bytes_.data(), pos_); }
+  uint64_t hash_so_far() const { return fnv1a(kFnv1aOffset, bytes_.data(), pos_); }
 
  private:
   std::string path_;

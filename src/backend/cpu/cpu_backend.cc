@@ -25,8 +25,6 @@ void check_kernel(StatusCode status, const char* kernel) {
   }
 }
 
-int64_t row_stride_floats(const Tensor& t) { return t.dim(0) > 1 ? t.stride_bytes(0) / 4 : t.dim(1); }
-
 }  // namespace
 
 CpuBackend::CpuBackend(int num_threads, bool reference_kernels)

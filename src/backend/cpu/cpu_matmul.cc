@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "kernels/cpu/matmul_kquant.h"
 
 namespace llmos {
@@ -17,10 +18,6 @@ void check(StatusCode status, const char* what) {
   }
 }
 
-int64_t row_stride_floats(const Tensor& t) {
-  return t.dim(0) > 1 ? t.stride_bytes(0) / 4 : t.dim(1);
-}
-
 }  // namespace
 
 // Weights are keyed by address; a model freed and another loaded at the same address must not
@@ -30,10 +27,8 @@ uint64_t CpuMatmul::sample_bytes(const Tensor& weight) {
   const size_t total = static_cast<size_t>(weight.stride_bytes(0) * (weight.dim(0) - 1)) +
                        static_cast<size_t>(dtype_row_bytes(weight.dtype(), weight.dim(1)));
   const size_t take = std::min<size_t>(total, 64);
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t at : {size_t{0}, (total - take) / 2, total - take}) {
-    for (size_t i = 0; i < take; ++i) h = (h ^ base[at + i]) * 0x100000001b3ULL;
-  }
+  uint64_t h = kFnv1aOffset;
+  for (size_t at : {size_t{0}, (total - take) / 2, total - take}) h = fnv1a(h, base + at, take);
   return h;
 }
 

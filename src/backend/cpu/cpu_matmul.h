@@ -20,6 +20,12 @@
 
 namespace llmos {
 
+// Floats between rows of a 2-D f32 tensor (a single row: its length). Shared by the CPU
+// backend's kernel calls.
+inline int64_t row_stride_floats(const Tensor& t) {
+  return t.dim(0) > 1 ? t.stride_bytes(0) / 4 : t.dim(1);
+}
+
 class CpuMatmul {
  public:
   CpuMatmul(ThreadPool& pool, kernels::cpu::Isa isa) : pool_(pool), isa_(isa) {}
