@@ -137,6 +137,114 @@ void Backend::add(Tensor& y, const Tensor& x) {
   add_impl(y, x);
 }
 
+void Backend::fused_matmul(const FusedMatmul& op) {
+  LLMOS_CHECK_ARG(op.x != nullptr, "fused_matmul: x is null");
+  check_activation(*op.x, "fused_matmul", "x");
+  const Tensor* input = op.x;
+  if (op.norm_weight != nullptr) {
+    LLMOS_CHECK_ARG(op.h != nullptr, "fused_matmul: a norm needs an output tensor h");
+    check_activation(*op.h, "fused_matmul", "h");
+    check_same_shape(*op.x, *op.h, "fused_matmul");
+    LLMOS_CHECK_ARG(op.h->data() != op.x->data(), "fused_matmul: h must not alias x");
+    LLMOS_CHECK_ARG(op.norm_weight->dtype() == DType::kF32 && op.norm_weight->numel() == op.x->dim(1),
+                    "fused_matmul: norm weight must be f32 [", op.x->dim(1), "], got ",
+                    op.norm_weight->describe());
+    LLMOS_CHECK_ARG(op.norm_eps > 0.0f, "fused_matmul: eps must be positive, got ", op.norm_eps);
+    input = op.h;
+  }
+  LLMOS_CHECK_ARG(!op.outputs.empty(), "fused_matmul: no outputs");
+  for (const MatmulOutput& out : op.outputs) {
+    LLMOS_CHECK_ARG(out.weight != nullptr && out.y != nullptr, "fused_matmul: an output has a null weight or y");
+    const Tensor& w = *out.weight;
+    LLMOS_CHECK_ARG(w.ndim() == 2, "fused_matmul: weight must be 2-D, got ", w.describe());
+    check_activation(*out.y, "fused_matmul", "y");
+    LLMOS_CHECK_ARG(input->dim(1) == w.dim(1), "fused_matmul: input ", input->describe(),
+                    " has the wrong inner dimension for weight ", w.describe());
+    LLMOS_CHECK_ARG(out.y->dim(0) == input->dim(0) && out.y->dim(1) == w.dim(0), "fused_matmul: y ",
+                    out.y->describe(), " must be [", input->dim(0), ", ", w.dim(0), "]");
+    LLMOS_CHECK_ARG(out.y->data() != input->data() && out.y->data() != op.x->data(),
+                    "fused_matmul: y must not alias the input");
+    if (out.bias != nullptr) {
+      LLMOS_CHECK_ARG(out.bias->dtype() == DType::kF32 && out.bias->numel() == w.dim(0),
+                      "fused_matmul: bias must be f32 [", w.dim(0), "], got ", out.bias->describe());
+    }
+  }
+  switch (op.epilogue) {
+    case MatmulEpilogue::kNone:
+      break;
+    case MatmulEpilogue::kSwiglu:
+      LLMOS_CHECK_ARG(op.outputs.size() == 2, "fused_matmul: SwiGLU needs two outputs (gate, up)");
+      check_same_shape(*op.outputs[0].y, *op.outputs[1].y, "fused_matmul (SwiGLU)");
+      break;
+    case MatmulEpilogue::kAddTo:
+      LLMOS_CHECK_ARG(op.outputs.size() == 1 && op.residual != nullptr,
+                      "fused_matmul: the residual add needs one output and a residual");
+      check_activation(*op.residual, "fused_matmul", "residual");
+      check_same_shape(*op.outputs[0].y, *op.residual, "fused_matmul (residual)");
+      LLMOS_CHECK_ARG(op.residual->data() != op.x->data() && op.residual->data() != input->data(),
+                      "fused_matmul: the residual must not be the matmul's input");
+      break;
+  }
+  fused_matmul_impl(op);
+}
+
+void Backend::fused_matmul_impl(const FusedMatmul& op) {
+  const Tensor* input = op.x;
+  if (op.norm_weight != nullptr) {
+    rms_norm_impl(*op.x, *op.norm_weight, op.norm_eps, *op.h);
+    input = op.h;
+  }
+  for (const MatmulOutput& out : op.outputs) matmul_impl(*out.weight, out.bias, *input, *out.y);
+  if (op.epilogue == MatmulEpilogue::kSwiglu) {
+    swiglu_impl(*op.outputs[0].y, *op.outputs[1].y, *op.outputs[0].y);
+  } else if (op.epilogue == MatmulEpilogue::kAddTo) {
+    add_impl(*op.residual, *op.outputs[0].y);
+  }
+}
+
+void Backend::rope_write_kv(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                            const Tensor& v, const RopeSpec& rope,
+                            std::span<const int32_t> positions, std::span<const int64_t> slots) {
+  const KvCacheSpec& spec = cache.spec();
+  // The same checks as rope() on both operands and write_kv(), once each.
+  LLMOS_CHECK_ARG(positions.size() == slots.size(), "rope_write_kv: ", positions.size(),
+                  " positions for ", slots.size(), " slots");
+  check_activation(q, "rope_write_kv", "q");
+  LLMOS_CHECK_ARG(q.dim(0) == k.dim(0) && num_heads > 0 &&
+                      q.dim(1) == static_cast<int64_t>(num_heads) * spec.head_dim,
+                  "rope_write_kv: q ", q.describe(), " is not [", k.dim(0), ", ", num_heads, " * ",
+                  spec.head_dim, "]");
+  LLMOS_CHECK_ARG(rope.rot_dim > 0 && rope.rot_dim % 2 == 0 && rope.rot_dim <= spec.head_dim,
+                  "rope_write_kv: rotated dimension count ", rope.rot_dim,
+                  " must be even and <= head_dim ", spec.head_dim);
+  LLMOS_CHECK_ARG(static_cast<int>(rope.inv_freq.size()) == rope.rot_dim / 2, "rope_write_kv: expected ",
+                  rope.rot_dim / 2, " frequencies, got ", rope.inv_freq.size());
+  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, "rope_write_kv: layer ", layer, " out of range");
+  check_activation(k, "rope_write_kv", "k");
+  check_activation(v, "rope_write_kv", "v");
+  check_same_shape(k, v, "rope_write_kv");
+  LLMOS_CHECK_ARG(k.dim(1) == static_cast<int64_t>(spec.num_kv_heads) * spec.head_dim,
+                  "rope_write_kv: k ", k.describe(), " does not match ", spec.num_kv_heads,
+                  " KV heads of ", spec.head_dim);
+  LLMOS_CHECK_ARG(static_cast<int64_t>(slots.size()) == k.dim(0), "rope_write_kv: ", slots.size(),
+                  " slots for ", k.dim(0), " rows");
+  for (int64_t s : slots) {
+    LLMOS_CHECK_ARG(s >= 0 && s / spec.block_size < spec.num_blocks, "rope_write_kv: slot ", s,
+                    " is outside the cache");
+  }
+  rope_write_kv_impl(cache, layer, q, num_heads, k, v, rope, positions, slots);
+}
+
+void Backend::rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                                 const Tensor& v, const RopeSpec& rope,
+                                 std::span<const int32_t> positions,
+                                 std::span<const int64_t> slots) {
+  const int head_dim = cache.spec().head_dim;
+  rope_impl(q, num_heads, head_dim, rope, positions);
+  rope_impl(k, cache.spec().num_kv_heads, head_dim, rope, positions);
+  write_kv_impl(cache, layer, k, v, slots);
+}
+
 void Backend::gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
   check_activation(src, "gather_rows", "src");
   check_activation(dst, "gather_rows", "dst");

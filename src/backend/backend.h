@@ -21,6 +21,36 @@ namespace llmos {
 class KvCache;
 struct Batch;
 
+// One output of fused_matmul: y = input · weightᵀ (+ bias).
+struct MatmulOutput {
+  const Tensor* weight = nullptr;
+  const Tensor* bias = nullptr;  // optional
+  Tensor* y = nullptr;
+};
+
+// What fused_matmul does with its outputs once they are computed.
+enum class MatmulEpilogue {
+  kNone,
+  kSwiglu,    // two outputs {gate, up}: gate's y becomes silu(gate) * up (up's y is scratch)
+  kAddTo,     // one output: residual += y (y is scratch)
+};
+
+// Several matmuls of one input, with an optional RMSNorm before and an epilogue after:
+//   input = norm_weight ? (h = rms_norm(x) * norm_weight) : x;  y_i = input · W_iᵀ + b_i.
+// The transformer block is four of these (QKV, output projection + residual, gate/up + SwiGLU,
+// down projection + residual). A backend may fuse the steps (normalise and quantize each row
+// once for all weights; apply the epilogue while the outputs are hot) but must give what the
+// unfused ops would.
+struct FusedMatmul {
+  const Tensor* x = nullptr;
+  const Tensor* norm_weight = nullptr;  // optional RMSNorm weight [dim]
+  float norm_eps = 1e-5f;
+  Tensor* h = nullptr;                  // receives the normalised x (with norm_weight)
+  std::span<const MatmulOutput> outputs;
+  MatmulEpilogue epilogue = MatmulEpilogue::kNone;
+  Tensor* residual = nullptr;           // kAddTo
+};
+
 struct RopeSpec {
   int rot_dim = 0;              // rotated dimensions per head (even)
   bool neox = false;            // pairing: false = adjacent pairs, true = halves
@@ -63,6 +93,14 @@ class Backend {
   void swiglu(const Tensor& gate, const Tensor& up, Tensor& out);
   // y += x.
   void add(Tensor& y, const Tensor& x);
+  // See FusedMatmul.
+  void fused_matmul(const FusedMatmul& op);
+  // Rotary embedding of q (in place) and k, then write_kv of the rotated k and v: what
+  // rope(q), rope(k), write_kv(...) do, except that k's own contents are unspecified afterwards
+  // (the CPU backend rotates K while writing it into the cache).
+  void rope_write_kv(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                     const Tensor& v, const RopeSpec& rope, std::span<const int32_t> positions,
+                     std::span<const int64_t> slots);
   // dst[i] = src[rows[i]].
   void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst);
 
@@ -79,6 +117,12 @@ class Backend {
   virtual void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   virtual void add_impl(Tensor& y, const Tensor& x) = 0;
   virtual void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) = 0;
+  // Defaults: the unfused ops, in order.
+  virtual void fused_matmul_impl(const FusedMatmul& op);
+  virtual void rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                                  const Tensor& v, const RopeSpec& rope,
+                                  std::span<const int32_t> positions,
+                                  std::span<const int64_t> slots);
 };
 
 struct BackendOptions {

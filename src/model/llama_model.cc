@@ -81,30 +81,26 @@ void LlamaModel::forward(const Batch& batch, KvCache& cache, Tensor& logits) {
   Tensor gate = ws_.gate.slice_rows(0, t), up = ws_.up.slice_rows(0, t);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
   const int heads = static_cast<int>(config_.num_heads);
-  const int kv_heads = static_cast<int>(config_.num_kv_heads);
-  const int head_dim = static_cast<int>(config_.head_dim);
 
   b.embed(weights_.token_embd, batch.tokens, x);
   for (int layer = 0; layer < static_cast<int>(config_.num_layers); ++layer) {
     const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
     // Attention block: x += Wo · attention(rope(Wq h), rope(Wk h), Wv h), h = rms_norm(x).
-    b.rms_norm(x, w.attn_norm, config_.norm_eps, h);
-    b.matmul(w.wq, w.bq.defined() ? &w.bq : nullptr, h, q);
-    b.matmul(w.wk, w.bk.defined() ? &w.bk : nullptr, h, k);
-    b.matmul(w.wv, w.bv.defined() ? &w.bv : nullptr, h, v);
-    b.rope(q, heads, head_dim, rope_, batch.positions);
-    b.rope(k, kv_heads, head_dim, rope_, batch.positions);
-    b.write_kv(cache, layer, k, v, batch.slots);
+    const MatmulOutput qkv[] = {{&w.wq, w.bq.defined() ? &w.bq : nullptr, &q},
+                                {&w.wk, w.bk.defined() ? &w.bk : nullptr, &k},
+                                {&w.wv, w.bv.defined() ? &w.bv : nullptr, &v}};
+    b.fused_matmul({.x = &x, .norm_weight = &w.attn_norm, .norm_eps = config_.norm_eps, .h = &h,
+                    .outputs = qkv});
+    b.rope_write_kv(cache, layer, q, heads, k, v, rope_, batch.positions, batch.slots);
     b.attention(q, cache, layer, batch, heads, scale, attn);
-    b.matmul(w.wo, nullptr, attn, proj);
-    b.add(x, proj);
+    const MatmulOutput wo[] = {{&w.wo, nullptr, &proj}};
+    b.fused_matmul({.x = &attn, .outputs = wo, .epilogue = MatmulEpilogue::kAddTo, .residual = &x});
     // Feed-forward block: x += W_down · (silu(W_gate h) * W_up h), h = rms_norm(x).
-    b.rms_norm(x, w.ffn_norm, config_.norm_eps, h);
-    b.matmul(w.w_gate, nullptr, h, gate);
-    b.matmul(w.w_up, nullptr, h, up);
-    b.swiglu(gate, up, gate);
-    b.matmul(w.w_down, nullptr, gate, proj);
-    b.add(x, proj);
+    const MatmulOutput gate_up[] = {{&w.w_gate, nullptr, &gate}, {&w.w_up, nullptr, &up}};
+    b.fused_matmul({.x = &x, .norm_weight = &w.ffn_norm, .norm_eps = config_.norm_eps, .h = &h,
+                    .outputs = gate_up, .epilogue = MatmulEpilogue::kSwiglu});
+    const MatmulOutput down[] = {{&w.w_down, nullptr, &proj}};
+    b.fused_matmul({.x = &gate, .outputs = down, .epilogue = MatmulEpilogue::kAddTo, .residual = &x});
   }
   if (r == 0) return;
   Tensor rows = ws_.h.slice_rows(0, r);

@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/cpu/elementwise_cpu.h"
+#include "kernels/cpu/rope_cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
@@ -114,6 +116,15 @@ void CpuBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps,
   p.rows = x.dim(0);
   p.dim = x.dim(1);
   p.eps = eps;
+  if (!reference_) {
+    pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        kernels::cpu::rms_norm_row_cpu(isa_, p.x + r * p.x_stride, p.weight, p.y + r * p.y_stride,
+                                       p.dim, eps);
+      }
+    });
+    return;
+  }
   pool_.parallel_for(p.rows, 8, [&](int, int64_t begin, int64_t end) {
     check_kernel(kernels::rms_norm_ref(p, begin, end), "rms_norm_ref");
   });
@@ -132,9 +143,38 @@ void CpuBackend::rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& r
   p.inv_freq = rope.inv_freq.data();
   p.attn_factor = rope.attn_factor;
   p.neox = rope.neox;
+  if (!reference_) {
+    const double* table = rope_table(rope, positions);
+    pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
+      check_kernel(kernels::cpu::rope_rows_cpu(p, table, begin, end), "rope_rows_cpu");
+    });
+    return;
+  }
   pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
     check_kernel(kernels::rope_ref(p, begin, end), "rope_ref");
   });
+}
+
+const double* CpuBackend::rope_table(const RopeSpec& rope, std::span<const int32_t> positions) {
+  RopeTable& t = rope_table_;
+  const bool same = t.attn_factor == rope.attn_factor && t.inv_freq == rope.inv_freq &&
+                    std::equal(positions.begin(), positions.end(), t.positions.begin(),
+                               t.positions.end());
+  if (same) return t.cos_sin.data();
+  t.positions.assign(positions.begin(), positions.end());
+  t.inv_freq = rope.inv_freq;
+  t.attn_factor = rope.attn_factor;
+  t.cos_sin.resize(positions.size() * static_cast<size_t>(rope.rot_dim));
+  kernels::cpu::KvRope kr;
+  kr.positions = t.positions.data();
+  kr.inv_freq = t.inv_freq.data();
+  kr.rot_dim = rope.rot_dim;
+  kr.attn_factor = rope.attn_factor;
+  pool_.parallel_for(static_cast<int64_t>(positions.size()), 16, [&](int, int64_t begin, int64_t end) {
+    check_kernel(kernels::cpu::rope_cos_sin_table(kr, begin, end, t.cos_sin.data()),
+                 "rope_cos_sin_table");
+  });
+  return t.cos_sin.data();
 }
 
 void CpuBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
@@ -218,6 +258,16 @@ void CpuBackend::attention_fast(const kernels::PagedAttentionParams& p, Tensor& 
 
 void CpuBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) {
   const int64_t cols = gate.dim(1);
+  if (!reference_) {
+    pool_.parallel_for(gate.dim(0), 1, [&](int, int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        kernels::cpu::swiglu_cpu(isa_, static_cast<const float*>(gate.row(r)),
+                                 static_cast<const float*>(up.row(r)), static_cast<float*>(out.row(r)),
+                                 cols);
+      }
+    });
+    return;
+  }
   pool_.parallel_for(gate.dim(0), 1, [&](int, int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       check_kernel(kernels::swiglu_ref(static_cast<const float*>(gate.row(r)),
@@ -230,6 +280,13 @@ void CpuBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) 
 
 void CpuBackend::add_impl(Tensor& y, const Tensor& x) {
   const int64_t cols = y.dim(1);
+  if (!reference_) {
+    for (int64_t r = 0; r < y.dim(0); ++r) {
+      kernels::cpu::add_cpu(isa_, static_cast<float*>(y.row(r)), static_cast<const float*>(x.row(r)),
+                            cols);
+    }
+    return;
+  }
   for (int64_t r = 0; r < y.dim(0); ++r) {
     check_kernel(kernels::add_inplace_ref(static_cast<float*>(y.row(r)),
                                           static_cast<const float*>(x.row(r)), 0, cols),
@@ -242,6 +299,110 @@ void CpuBackend::gather_rows_impl(const Tensor& src, std::span<const int32_t> ro
   for (size_t i = 0; i < rows.size(); ++i) {
     std::memcpy(dst.row(static_cast<int64_t>(i)), src.row(rows[i]), bytes);
   }
+}
+
+void CpuBackend::fused_matmul_impl(const FusedMatmul& op) {
+  if (reference_ || op.outputs.size() > 4) {
+    Backend::fused_matmul_impl(op);
+    return;
+  }
+  const Tensor* input = op.x;
+  CpuMatmul::RowHook before;
+  if (op.norm_weight != nullptr) {
+    input = op.h;
+    const float* x = op.x->data_as<const float>();
+    const int64_t x_stride = row_stride_floats(*op.x);
+    float* h = op.h->data_as<float>();
+    const int64_t h_stride = row_stride_floats(*op.h);
+    const float* weight = op.norm_weight->data_as<const float>();
+    const int64_t dim = op.x->dim(1);
+    const float eps = op.norm_eps;
+    before = [=, this](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        kernels::cpu::rms_norm_row_cpu(isa_, x + r * x_stride, weight, h + r * h_stride, dim, eps);
+      }
+    };
+  }
+  CpuMatmulJob jobs[4];
+  for (size_t j = 0; j < op.outputs.size(); ++j) {
+    jobs[j] = CpuMatmulJob{op.outputs[j].weight, op.outputs[j].bias, op.outputs[j].y};
+  }
+  const std::span<const CpuMatmulJob> job_span(jobs, op.outputs.size());
+  const int64_t rows = input->dim(0);
+  CpuMatmul::ColumnHook after;
+  bool paired = false;
+  if (op.epilogue == MatmulEpilogue::kSwiglu) {
+    paired = matmul_.can_pair(*op.outputs[0].weight, *op.outputs[1].weight);
+    if (!paired) {  // different formats: the matmuls together, then SwiGLU over whole rows
+      matmul_.run_many(job_span, *input, before, nullptr, false);
+      swiglu_impl(*op.outputs[0].y, *op.outputs[1].y, *op.outputs[0].y);
+      return;
+    }
+    Tensor& gate = *op.outputs[0].y;
+    const Tensor& up = *op.outputs[1].y;
+    after = [&](int, int64_t begin, int64_t end) {
+      for (int64_t r = 0; r < rows; ++r) {
+        float* g = static_cast<float*>(gate.row(r)) + begin;
+        kernels::cpu::swiglu_cpu(isa_, g, static_cast<const float*>(up.row(r)) + begin, g,
+                                 end - begin);
+      }
+    };
+  } else if (op.epilogue == MatmulEpilogue::kAddTo) {
+    Tensor& residual = *op.residual;
+    const Tensor& y = *op.outputs[0].y;
+    after = [&](int, int64_t begin, int64_t end) {
+      for (int64_t r = 0; r < rows; ++r) {
+        kernels::cpu::add_cpu(isa_, static_cast<float*>(residual.row(r)) + begin,
+                              static_cast<const float*>(y.row(r)) + begin, end - begin);
+      }
+    };
+  }
+  matmul_.run_many(job_span, *input, before, after, paired);
+}
+
+void CpuBackend::rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                                    const Tensor& v, const RopeSpec& rope,
+                                    std::span<const int32_t> positions,
+                                    std::span<const int64_t> slots) {
+  if (reference_) {
+    Backend::rope_write_kv_impl(cache, layer, q, num_heads, k, v, rope, positions, slots);
+    return;
+  }
+  const KvCacheSpec& spec = cache.spec();
+  const double* table = rope_table(rope, positions);
+  kernels::RopeParams qp;
+  qp.x = q.data_as<float>();
+  qp.x_stride = row_stride_floats(q);
+  qp.rows = q.dim(0);
+  qp.heads = num_heads;
+  qp.head_dim = spec.head_dim;
+  qp.rot_dim = rope.rot_dim;
+  qp.neox = rope.neox;
+  kernels::WriteKvParams wp;
+  wp.k = k.data_as<const float>();
+  wp.v = v.data_as<const float>();
+  wp.kv_stride = row_stride_floats(k);
+  LLMOS_ASSERT(wp.kv_stride == row_stride_floats(v));
+  wp.k_pool = cache.k(layer).data();
+  wp.v_pool = cache.v(layer).data();
+  wp.kv_dtype = spec.dtype;
+  wp.num_kv_heads = spec.num_kv_heads;
+  wp.head_dim = spec.head_dim;
+  wp.block_size = spec.block_size;
+  wp.num_blocks = spec.num_blocks;
+  wp.slots = slots.data();
+  wp.num_tokens = static_cast<int64_t>(slots.size());
+  kernels::cpu::KvRope kr;
+  kr.positions = positions.data();
+  kr.inv_freq = rope.inv_freq.data();
+  kr.rot_dim = rope.rot_dim;
+  kr.attn_factor = rope.attn_factor;
+  kr.neox = rope.neox;
+  kr.cos_sin = table;
+  pool_.parallel_for(qp.rows, 4, [&](int, int64_t begin, int64_t end) {
+    check_kernel(kernels::cpu::rope_rows_cpu(qp, table, begin, end), "rope_rows_cpu");
+    check_kernel(kernels::cpu::write_kv_rope_cpu(isa_, wp, kr, begin, end), "write_kv_rope_cpu");
+  });
 }
 
 }  // namespace llmos

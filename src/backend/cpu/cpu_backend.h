@@ -43,6 +43,10 @@ class CpuBackend final : public Backend {
   void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void add_impl(Tensor& y, const Tensor& x) override;
   void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+  void fused_matmul_impl(const FusedMatmul& op) override;
+  void rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                          const Tensor& v, const RopeSpec& rope, std::span<const int32_t> positions,
+                          std::span<const int64_t> slots) override;
 
  private:
   // Per-thread scratch for the kernels, grown to the largest call seen (kernels never allocate).
@@ -51,6 +55,10 @@ class CpuBackend final : public Backend {
   void reserve_scratch(size_t f32_count, size_t f64_count);
 
   void attention_fast(const kernels::PagedAttentionParams& p, Tensor& out);
+  // The cos/sin table of `rope` at `positions` ([T][rot_dim / 2][2]). Every layer of a step
+  // asks for the same one, so the last table is kept and reused while the positions and the
+  // frequencies are unchanged.
+  const double* rope_table(const RopeSpec& rope, std::span<const int32_t> positions);
 
   ThreadPool pool_;
   bool reference_;
@@ -58,6 +66,12 @@ class CpuBackend final : public Backend {
   CpuMatmul matmul_;
   kernels::cpu::AttentionPlan attention_plan_;
   HostBuffer attention_workspace_;
+  struct RopeTable {
+    std::vector<int32_t> positions;
+    std::vector<float> inv_freq;
+    float attn_factor = 0.0f;
+    std::vector<double> cos_sin;
+  } rope_table_;
   std::vector<std::vector<float>> f32_scratch_;
   std::vector<std::vector<double>> f64_scratch_;
 };
