@@ -95,7 +95,9 @@ struct KqActMeta {
 };
 static_assert(sizeof(KqActMeta) == 128);
 
-inline const KqActMeta* act_meta(const uint8_t* act_row, int64_t k) {
+// Helpers used by the ISA files are `static`: each file gets its own copy, so no copy compiled
+// with ISA flags can be shared with generic code (scripts/check-isa-objects.sh checks).
+static inline const KqActMeta* act_meta(const uint8_t* act_row, int64_t k) {
   return reinterpret_cast<const KqActMeta*>(act_row + k);
 }
 
@@ -163,7 +165,7 @@ void quantize_rows_avx512(const float* x, int64_t x_stride, int64_t rows, int64_
 int32_t int8_peak_probe_avx512(int64_t iters);
 
 // Fills the meta fields derived from bsums (bsums32, neg32_bsums) — shared by every quantizer.
-inline void finish_meta(KqActMeta* meta) {
+static inline void finish_meta(KqActMeta* meta) {
   for (int s = 0; s < 8; ++s)
     meta->bsums32[s] = static_cast<int16_t>(meta->bsums[2 * s] + meta->bsums[2 * s + 1]);
   for (int g = 0; g < 16; ++g) meta->neg32_bsums[g] = -32 * meta->bsums[g];

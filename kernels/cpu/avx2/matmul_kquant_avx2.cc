@@ -7,7 +7,6 @@
 // Every intermediate is an exact integer, so the result is bit-identical to the reference.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -15,6 +14,11 @@
 
 namespace llmos::kernels::cpu::kquant_detail {
 namespace {
+
+// Local min/max: std::min/std::max instantiated in a file compiled with ISA flags could be the
+// copy the linker keeps for generic callers (an inline function is emitted in every user).
+constexpr int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+constexpr int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 inline __m256i bcast32(const void* p) {
   int32_t v;
@@ -182,25 +186,25 @@ constexpr int kMaxRows = 3;
 
 template <class F>
 void run(const PanelArgs& a) {
-  const int64_t chunk = std::max<int64_t>(kMaxRows, (256 * 1024 / a.act_row_bytes) / kMaxRows * kMaxRows);
+  const int64_t chunk = max_i64(kMaxRows, (256 * 1024 / a.act_row_bytes) / kMaxRows * kMaxRows);
   const int64_t p_begin = a.n_begin / kKquantPanel;
   const int64_t p_end = (a.n_end + kKquantPanel - 1) / kKquantPanel;
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t i0 = 0; i0 < a.m; i0 += chunk) {
-    const int64_t i1 = std::min(a.m, i0 + chunk);
+    const int64_t i1 = min_i64(a.m, i0 + chunk);
     for (int64_t p = p_begin; p < p_end; ++p) {
       const uint8_t* panel = a.panels + (p - a.panel_base) * a.panel_stride;
       for (int h = 0; h < 2; ++h) {
         const int64_t col0 = p * kKquantPanel + 8 * h;
-        const int64_t lo = std::max(a.n_begin, col0) - col0;
-        const int64_t hi = std::min(a.n_end, col0 + 8) - col0;
+        const int64_t lo = max_i64(a.n_begin, col0) - col0;
+        const int64_t hi = min_i64(a.n_end, col0 + 8) - col0;
         if (hi <= lo) continue;
         // Lane c is active when lo <= c < hi.
         const __m256i mask = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(static_cast<int>(lo) - 1)),
                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), lane));
         const float* bias8 = a.bias ? a.bias + col0 : nullptr;
         for (int64_t i = i0; i < i1; i += kMaxRows) {
-          const int r = static_cast<int>(std::min<int64_t>(kMaxRows, i1 - i));
+          const int r = static_cast<int>(min_i64(kMaxRows, i1 - i));
           const uint8_t* rows[kMaxRows];
           float* ys[kMaxRows];
           for (int q = 0; q < r; ++q) {

@@ -13,7 +13,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -21,6 +20,11 @@
 
 namespace llmos::kernels::cpu::kquant_detail {
 namespace {
+
+// Local min/max: std::min/std::max instantiated in a file compiled with ISA flags could be the
+// copy the linker keeps for generic callers (an inline function is emitted in every user).
+constexpr int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+constexpr int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 inline __m512i bcast32(const void* p) {
   int32_t v;
@@ -185,20 +189,20 @@ constexpr int kMaxRows = 6;
 template <class F>
 void run(const PanelArgs& a) {
   // Rows are taken in chunks whose activations stay in L2 while every panel passes over them.
-  const int64_t chunk = std::max<int64_t>(kMaxRows, (256 * 1024 / a.act_row_bytes) / kMaxRows * kMaxRows);
+  const int64_t chunk = max_i64(kMaxRows, (256 * 1024 / a.act_row_bytes) / kMaxRows * kMaxRows);
   const int64_t p_begin = a.n_begin / kKquantPanel;
   const int64_t p_end = (a.n_end + kKquantPanel - 1) / kKquantPanel;
   for (int64_t i0 = 0; i0 < a.m; i0 += chunk) {
-    const int64_t i1 = std::min(a.m, i0 + chunk);
+    const int64_t i1 = min_i64(a.m, i0 + chunk);
     for (int64_t p = p_begin; p < p_end; ++p) {
       const uint8_t* panel = a.panels + (p - a.panel_base) * a.panel_stride;
       const int64_t col0 = p * kKquantPanel;
-      const int lo = static_cast<int>(std::max(a.n_begin, col0) - col0);
-      const int hi = static_cast<int>(std::min(a.n_end, col0 + kKquantPanel) - col0);
+      const int lo = static_cast<int>(max_i64(a.n_begin, col0) - col0);
+      const int hi = static_cast<int>(min_i64(a.n_end, col0 + kKquantPanel) - col0);
       const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
       const float* bias16 = a.bias ? a.bias + col0 : nullptr;
       for (int64_t i = i0; i < i1; i += kMaxRows) {
-        const int r = static_cast<int>(std::min<int64_t>(kMaxRows, i1 - i));
+        const int r = static_cast<int>(min_i64(kMaxRows, i1 - i));
         const uint8_t* rows[kMaxRows];
         float* ys[kMaxRows];
         for (int q = 0; q < r; ++q) {
