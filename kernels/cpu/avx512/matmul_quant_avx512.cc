@@ -35,6 +35,10 @@ constexpr int kGemmRows = kActTileRows;        // rows per register tile in the 
 constexpr int64_t kPanelRows = 4 * kGemmRows;  // rows whose activations stay cached per pass
 constexpr int64_t kChunkBlocks = 64;           // blocks of one group unpacked at a time (32 KiB)
 constexpr int kPrefetchBytes = 2048;           // how far ahead of the codes being read to prefetch
+// GEMM: lines of the next chunk prefetched per block of the current one: a chunk's codes plus
+// its share of the scales (Q4_0: 256 code bytes per block; Q8_0: 512), with a line to spare.
+template <bool kQ4>
+constexpr int kPrefetchLinesPerBlock = kQ4 ? 5 : 9;
 
 // round(v) half away from zero (the GGUF quantizer's roundf), exact for |v| < 2^23.
 __m512 round_half_away(__m512 v) {
@@ -119,10 +123,20 @@ inline void gemv_tile(const uint8_t* scales, const uint8_t* codes, int64_t nb,
 // weight vectors per block sit in `w` (512 bytes per block: Q8_0's packed codes as they are,
 // Q4_0's unpacked nibbles). Steps outside, rows inside, so R independent vpdpbusd chains hide
 // the instruction's latency; the tiled activations keep every address one pointer + a constant.
+// When `prefetch` is not null, each block also prefetches kPrefetchLinesPerBlock cache lines
+// from it onwards (the weight bytes the next chunk will unpack), so DRAM reads overlap with the
+// arithmetic instead of stalling the next unpack.
 template <bool kQ4, int R>
 inline void gemm_tile(const uint8_t* w, const uint8_t* scales, int64_t nb, const Q8ActBlock* tile,
-                      __m512* acc) {
+                      __m512* acc, const uint8_t* prefetch) {
   for (int64_t b = 0; b < nb; ++b, tile += kActTileRows, w += 512, scales += 2 * kLanes) {
+    if (prefetch != nullptr) {
+#pragma GCC unroll 8
+      for (int l = 0; l < kPrefetchLinesPerBlock<kQ4>; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(prefetch + (b * kPrefetchLinesPerBlock<kQ4> + l) * 64),
+                     _MM_HINT_T0);
+      }
+    }
     __m512i dot[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) dot[r] = dot_start<kQ4>(tile[r]);
@@ -170,14 +184,15 @@ void run_gemv(const uint8_t* scales, const uint8_t* codes, int64_t nb, const Q8A
 // bias is added after the last block.
 template <bool kQ4, int R>
 void run_gemm(const uint8_t* w, const uint8_t* scales, int64_t b0, int64_t nb, int64_t nb_total,
-              const Q8ActBlock* act, int64_t row0, const GroupOut& out) {
+              const Q8ActBlock* act, int64_t row0, const GroupOut& out,
+              const uint8_t* prefetch = nullptr) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) {
     acc[r] = b0 == 0 ? _mm512_setzero_ps()
                      : _mm512_maskz_loadu_ps(out.mask, out.y + (row0 + r) * out.y_stride);
   }
   const Q8ActBlock* tile = act + ((row0 / kActTileRows) * nb_total + b0) * kActTileRows;
-  gemm_tile<kQ4, R>(w, scales + b0 * 2 * kLanes, nb, tile, acc);
+  gemm_tile<kQ4, R>(w, scales + b0 * 2 * kLanes, nb, tile, acc, prefetch);
   store_rows<R>(out, row0, acc, b0 + nb == nb_total);
 }
 
@@ -211,9 +226,12 @@ void gemm_group(const uint8_t* scales, const uint8_t* codes, int64_t nb, const Q
       }
       wv = unpacked;
     }
+    // The packed groups are consecutive in memory, so whatever comes next (this group's next
+    // chunk, or the next group's scales and codes) starts where this chunk's codes end.
+    const uint8_t* next = codes + (b0 + count) * kCodeBytes;
     int64_t i = i0;
     for (; i + kGemmRows <= i1; i += kGemmRows) {
-      run_gemm<kQ4, kGemmRows>(wv, scales, b0, count, nb, act, i, out);
+      run_gemm<kQ4, kGemmRows>(wv, scales, b0, count, nb, act, i, out, i == i0 ? next : nullptr);
     }
     if (i < i1) {
       run_gemm_tail<kQ4>(static_cast<int>(i1 - i), wv, scales, b0, count, nb, act, i, out);
