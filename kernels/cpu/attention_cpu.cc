@@ -318,10 +318,14 @@ StatusCode attention_forward(ThreadPool& pool, Isa isa, const PagedAttentionPara
   const int threads = std::min(pool.num_threads(), plan.num_threads);
   pool.parallel_for(threads, 1, [sh](int thread, int64_t, int64_t) {
     const int64_t n = static_cast<int64_t>(sh->plan->items.size());
-    for (;;) {
-      const int64_t i = sh->next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n) break;
+    // Items are claimed one ahead, so the next one's first K/V chunk is prefetched while the
+    // current one runs (which thread runs an item never changes its result).
+    int64_t i = sh->next.fetch_add(1, std::memory_order_relaxed);
+    while (i < n) {
+      const int64_t following = sh->next.fetch_add(1, std::memory_order_relaxed);
+      if (following < n) attn_prefetch_first_chunk(*sh->p, sh->plan->items[static_cast<size_t>(following)]);
       const StatusCode st = attention_run(sh->isa, *sh->p, *sh->plan, i, i + 1, sh->workspace, thread);
+      i = following;
       if (st != StatusCode::kOk) {
         int expected = 0;
         sh->status.compare_exchange_strong(expected, static_cast<int>(st));

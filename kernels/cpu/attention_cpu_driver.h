@@ -224,6 +224,33 @@ void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
   }
 }
 
+// An item prefetches its next chunk while computing one, but its first chunk would stall: so a
+// thread claims its next item before running the current one and fetches that item's first
+// chunk (into L2) meanwhile. With many short sequences (batched decode) that is a large share
+// of the K/V bytes.
+inline void attn_prefetch_first_chunk(const PagedAttentionParams& p, const AttentionWorkItem& it) {
+  const int32_t seq_q0 = p.query_start[it.seq];
+  const int32_t n_new = p.query_start[it.seq + 1] - seq_q0;
+  const int32_t tile_end = p.kv_len[it.seq] - n_new + (it.q_begin - seq_q0) + it.q_count;
+  const int32_t c0 = it.part_begin * kAttentionPartition;
+  const int32_t end = attn_imin(attn_imin(c0 + kAttentionChunk, tile_end), it.part_end * kAttentionPartition);
+  const int32_t* blocks = p.block_indices + p.block_indptr[it.seq];
+  const int64_t row_bytes = (p.kv_dtype == DType::kF32 ? 4 : 2) * int64_t{p.head_dim};
+  const uint8_t* k_base = static_cast<const uint8_t*>(p.k_pool);
+  const uint8_t* v_base = static_cast<const uint8_t*>(p.v_pool);
+  for (int32_t pos = c0; pos < end;) {
+    // A block's rows of one head are contiguous: fetch the run up to the block's end at once.
+    const int32_t b = pos / p.block_size, o = pos % p.block_size;
+    const int32_t run = attn_imin(p.block_size - o, end - pos);
+    const int64_t first = (int64_t{blocks[b]} * p.num_kv_heads + it.kv_head) * p.block_size + o;
+    for (int64_t byte = 0; byte < run * row_bytes; byte += 64) {
+      __builtin_prefetch(k_base + first * row_bytes + byte, 0, 2);
+      __builtin_prefetch(v_base + first * row_bytes + byte, 0, 2);
+    }
+    pos += run;
+  }
+}
+
 template <class K>
 void attn_run_items(const PagedAttentionParams& p, const AttentionPlan& plan,
                     const AttentionWorkItem* items, int64_t count, float* workspace, int thread) {
