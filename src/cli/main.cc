@@ -18,7 +18,8 @@ void print_usage(std::ostream& out) {
          "  perplexity score a model on a text file (llama-perplexity method)\n"
          "  quantize   write a GGUF file with quantized weights\n"
          "  batch      run a file of prompts through the engine, one JSON line each\n"
-         "  bench      batched prefill/decode benchmark (like llama-batched-bench)\n"
+         "  bench      throughput against measured ceilings (pp/tg like llama-bench; --batch like\n"
+         "             llama-batched-bench)\n"
          "  make-model write a seeded random-weight model (benchmark shapes)\n\n"
          "Run 'llmos <command> --help' for a command's options.\n";
 }

@@ -373,7 +373,7 @@ TEST(BatchCli, RequestThatCannotFitIsReportedOnItsLine) {
 }
 
 struct BenchRow {
-  double pp, tg, b, n_kv, t_pp, s_pp, t_tg, s_tg, t, s;
+  double pp, tg, b, n_kv, t_pp, s_pp, t_tg, s_tg, t, s, ceil, of_ceil;
 };
 
 std::vector<BenchRow> parse_table(const std::string& out) {
@@ -387,7 +387,7 @@ std::vector<BenchRow> parse_table(const std::string& out) {
   for (char c : lines[header]) {
     if (c != ' ') compact += c;
   }
-  EXPECT_EQ(compact, "|PP|TG|B|N_KV|T_PPs|S_PPt/s|T_TGs|S_TGt/s|Ts|St/s|");
+  EXPECT_EQ(compact, "|PP|TG|B|N_KV|T_PPs|S_PPt/s|T_TGs|S_TGt/s|Ts|St/s|S_TGceil|ofceil|");
   EXPECT_EQ(lines[header + 1].find_first_not_of("|-"), std::string::npos) << lines[header + 1];
   for (size_t i = header + 2; i < lines.size(); ++i) {
     BenchRow row{};
@@ -395,7 +395,11 @@ std::vector<BenchRow> parse_table(const std::string& out) {
     std::istringstream in(lines[i]);
     char bar = 0;
     in >> bar;
-    for (int k = 0; k < 10; ++k) in >> f[k] >> bar;
+    for (int k = 0; k < 11; ++k) in >> f[k] >> bar;
+    // The last column is a percentage.
+    char percent = 0;
+    in >> row.of_ceil >> percent >> bar;
+    EXPECT_EQ(percent, '%') << lines[i];
     EXPECT_FALSE(in.fail()) << lines[i];
     rows.push_back(row);
   }
@@ -424,7 +428,11 @@ TEST(BenchCli, PrintsOneRowPerBatchSize) {
     EXPECT_NEAR(row.s_pp * row.t_pp, row.b * 16, row.b * 16 * 0.05 + row.s_pp * 1e-4);
     EXPECT_NEAR(row.s_tg * row.t_tg, row.b * 8, row.b * 8 * 0.05 + row.s_tg * 1e-4);
     EXPECT_NEAR(row.s * row.t, row.n_kv, row.n_kv * 0.05 + row.s * 1e-4);
+    // The decode ceiling, and S_TG as a fraction of it.
+    EXPECT_GT(row.ceil, 0.0);
+    EXPECT_NEAR(row.of_ceil, 100.0 * row.s_tg / row.ceil, 0.06 + row.of_ceil * 1e-3);
   }
+  EXPECT_TRUE(contains(r.out, "S_TG ceiling: B x read bandwidth")) << r.out;
 }
 
 TEST(BenchCli, RejectsBadArguments) {
@@ -434,8 +442,8 @@ TEST(BenchCli, RejectsBadArguments) {
                                                      {"--batch", "4,"},
                                                      {"--batch", "-2"},
                                                      {"--batch", "x"},
-                                                     {"-p", "0"},
-                                                     {"-n", "0"},
+                                                     {"--batch", "1", "-p", "0"},
+                                                     {"--batch", "1", "-n", "0"},
                                                      {"-n", "-3"},
                                                      {"--reps", "0"},
                                                      {"--kv-dtype", "q8_0"},

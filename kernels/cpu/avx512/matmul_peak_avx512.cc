@@ -79,7 +79,12 @@ uint64_t read_loop_avx512(const void* data, size_t bytes) {
     for (int u = 0; u < 4; ++u) s[u] = _mm512_add_epi64(s[u], _mm512_load_si512(p + i + 64 * u));
   }
   s[0] = _mm512_add_epi64(_mm512_add_epi64(s[0], s[1]), _mm512_add_epi64(s[2], s[3]));
-  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s[0]));
+  // Summed as unsigned lanes: _mm512_reduce_add_epi64 adds signed ones, which may overflow.
+  alignas(64) uint64_t lanes[8];
+  _mm512_store_si512(lanes, s[0]);
+  uint64_t sum = 0;
+  for (uint64_t v : lanes) sum += v;
+  return sum;
 }
 
 }  // namespace llmos::kernels::cpu::detail
