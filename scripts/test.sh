@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds llmos and runs every test: the release build (with CUDA
-# compiled when nvcc is present; GPU tests skip without a GPU), then the unit tests again under
+# compiled when nvcc is present; GPU tests skip without a GPU) and its installed tree used by
+# another CMake project and a pkg-config build, then the unit tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, then the multi-threaded layers' tests (engine,
 # scheduler, KV) under ThreadSanitizer.
 #   LLMOS_SHARED_DIR   where models/ and vocab/ live (default: ../shared beside the checkout)
@@ -17,6 +18,9 @@ echo "== release build and tests"
 cmake --preset release
 cmake --build --preset release -- -j"$jobs"
 ctest --preset release -j"$jobs"
+
+echo "== install: find_package(llmos) and pkg-config consumers of the installed tree"
+scripts/test-install.sh build
 
 if [[ "${LLMOS_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== asan+ubsan build and tests"
