@@ -6,6 +6,9 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_probe.h"
+#if LLMOS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "core/error.h"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
@@ -262,8 +265,15 @@ std::unique_ptr<Backend> create_backend(const BackendOptions& options) {
   }
   const CudaProbe probe = probe_cuda();
   if (!probe.compiled) throw_error(StatusCode::kUnsupported, "device ", device_name(options.device), ": ", probe.detail);
-  throw_error(StatusCode::kUnsupported, "device ", device_name(options.device),
-              ": the CUDA backend's kernels are not part of this release yet (", probe.detail, ")");
+  if (options.device.index < 0 || options.device.index >= probe.device_count) {
+    throw_error(StatusCode::kUnsupported, "device ", device_name(options.device), ": not available (",
+                probe.detail, ")");
+  }
+#if LLMOS_HAVE_CUDA
+  return std::make_unique<CudaBackend>(options.device.index);
+#else
+  throw_error(StatusCode::kInternal, "device ", device_name(options.device), ": CUDA probe without CUDA");
+#endif
 }
 
 }  // namespace llmos

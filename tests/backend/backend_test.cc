@@ -117,10 +117,25 @@ TEST(BackendFrontEnd, RejectsKvWritesOutsideTheCache) {
   expect_invalid([&] { KvCache c(bad, *backend); }, "num_blocks");
 }
 
-TEST(BackendSelection, CudaIsReportedAsUnavailableWithAReason) {
+// A CUDA device that this build or machine cannot serve is refused with kUnsupported naming it;
+// one that exists gives a working backend.
+TEST(BackendSelection, CudaIsCreatedOrReportedAsUnavailableWithAReason) {
+  const CudaProbe probe = probe_cuda();
+  if (probe.compiled && probe.device_count > 0) {
+    auto backend = create_backend({Device::cuda(0), 0});
+    EXPECT_EQ(backend->device(), Device::cuda(0));
+    const int missing = probe.device_count;  // indices run from 0
+    try {
+      create_backend({Device::cuda(missing), 0});
+      FAIL() << "a backend was created for the absent device cuda:" << missing;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), StatusCode::kUnsupported) << e.message();
+    }
+    return;
+  }
   try {
     create_backend({Device::cuda(0), 0});
-    FAIL() << "a CUDA backend was created, but this release has no CUDA kernels";
+    FAIL() << "a CUDA backend was created without a usable device: " << probe.detail;
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kUnsupported);
     EXPECT_NE(e.message().find("cuda:0"), std::string::npos) << e.message();

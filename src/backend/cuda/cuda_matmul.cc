@@ -1,0 +1,89 @@
+// Matmuls with more than kGemvMaxRows activation rows (prefill) on cuBLAS, f32 accumulation
+// (CUBLAS_COMPUTE_32F) throughout:
+//   f32 weights:        cublasGemmEx, A/B/C f32 (no TF32: exact enough for greedy parity);
+//   f16 / bf16 weights: the activations converted to the weight's type, C f32;
+//   quantized weights:  dequantized to f16 in panels of rows (bounded scratch), activations
+//                       converted to f16, then the f16 GEMM. Decode-sized calls never come here.
+#include <cublas_v2.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "kernels/cuda/matmul_cuda.h"
+
+namespace llmos {
+namespace {
+
+constexpr size_t kPanelBytes = size_t{64} << 20;  // dequantized weight rows per GEMM call
+constexpr size_t kAlign = 256;
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+cudaDataType_t cuda_type(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return CUDA_R_32F;
+    case DType::kBF16: return CUDA_R_16BF;
+    default: return CUDA_R_16F;
+  }
+}
+
+void check_kernel(cudaError_t err, const char* kernel) {
+  if (err != cudaSuccess) {
+    throw_error(StatusCode::kInternal, "CUDA kernel ", kernel, " failed: ", cudaGetErrorName(err), " (",
+                cudaGetErrorString(err), ")");
+  }
+}
+
+}  // namespace
+
+void CudaBackend::matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y) {
+  const int64_t m = x.dim(0), n = weight.dim(0), k = weight.dim(1);
+  const int64_t x_stride = x.dim(0) <= 1 ? k : x.stride_bytes(0) / 4;
+  const int64_t y_stride = y.dim(0) <= 1 ? n : y.stride_bytes(0) / 4;
+  LLMOS_CHECK_ARG(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && x_stride <= INT32_MAX &&
+                      y_stride <= INT32_MAX,
+                  "matmul: shape too large for cuBLAS: ", weight.describe(), " x ", x.describe());
+  const float alpha = 1.0f, beta = 0.0f;
+  const DType wt = weight.dtype();
+  if (wt == DType::kF32) {
+    LLMOS_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                                    static_cast<int>(k), &alpha, weight.data(), CUDA_R_32F,
+                                    static_cast<int>(weight.stride_bytes(0) / 4), x.data(), CUDA_R_32F,
+                                    static_cast<int>(x_stride), &beta, y.data(), CUDA_R_32F,
+                                    static_cast<int>(y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  const bool quantized = dtype_is_quantized(wt);
+  const DType act = quantized ? DType::kF16 : wt;  // f16 or bf16
+  const size_t x_bytes = align_up(static_cast<size_t>(m * k) * 2);
+  const int64_t panel_rows =
+      quantized ? std::clamp<int64_t>(static_cast<int64_t>(kPanelBytes / static_cast<size_t>(k * 2)), 1, n) : 0;
+  auto* base = static_cast<std::byte*>(scratch(x_bytes + static_cast<size_t>(panel_rows * k) * 2));
+  void* x_conv = base;
+  void* panel = base + x_bytes;
+  check_kernel(kernels::cuda::convert_f32_cuda(x.data_as<const float>(), x_stride, m, k, act, x_conv, stream_),
+               "convert_f32_cuda");
+  if (!quantized) {
+    LLMOS_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
+                                    static_cast<int>(k), &alpha, weight.data(), cuda_type(wt),
+                                    static_cast<int>(weight.stride_bytes(0) / 2), x_conv, cuda_type(act),
+                                    static_cast<int>(k), &beta, y.data(), CUDA_R_32F, static_cast<int>(y_stride),
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  for (int64_t n0 = 0; n0 < n; n0 += panel_rows) {
+    const int64_t rows = std::min(panel_rows, n - n0);
+    check_kernel(kernels::cuda::dequantize_rows_cuda(wt, static_cast<const std::byte*>(weight.data()) +
+                                                             n0 * weight.stride_bytes(0),
+                                                     weight.stride_bytes(0), nullptr, rows, k, DType::kF16,
+                                                     panel, k, stream_),
+                 "dequantize_rows_cuda");
+    LLMOS_CUBLAS_CHECK(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(m),
+                                    static_cast<int>(k), &alpha, panel, CUDA_R_16F, static_cast<int>(k), x_conv,
+                                    CUDA_R_16F, static_cast<int>(k), &beta, y.data_as<float>() + n0, CUDA_R_32F,
+                                    static_cast<int>(y_stride), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+}  // namespace llmos
