@@ -259,6 +259,18 @@ void Backend::gather_rows(const Tensor& src, std::span<const int32_t> rows, Tens
   gather_rows_impl(src, rows, dst);
 }
 
+void Backend::copy_kv_block(KvCache&, int32_t, int32_t) {
+  throw_error(StatusCode::kUnsupported, name(), ": KV block transfers in device memory are not implemented");
+}
+
+void Backend::read_kv_block(const KvCache&, int32_t, std::span<std::byte>) {
+  throw_error(StatusCode::kUnsupported, name(), ": KV block transfers in device memory are not implemented");
+}
+
+void Backend::write_kv_block(KvCache&, int32_t, std::span<const std::byte>) {
+  throw_error(StatusCode::kUnsupported, name(), ": KV block transfers in device memory are not implemented");
+}
+
 std::unique_ptr<Backend> create_backend(const BackendOptions& options) {
   if (options.device.is_cpu()) {
     return std::make_unique<CpuBackend>(options.num_threads, options.reference_kernels);

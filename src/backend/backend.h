@@ -7,6 +7,7 @@
 // dtype, stored [out_features, in_features] (one output per row).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -103,6 +104,13 @@ class Backend {
                      std::span<const int64_t> slots);
   // dst[i] = src[rows[i]].
   void gather_rows(const Tensor& src, std::span<const int32_t> rows, Tensor& dst);
+
+  // Block transfers of a KV cache whose pools live in this backend's device memory (KvCache
+  // calls these; a host-memory cache copies bytes itself). A block's host image is every
+  // layer's K then V rows, KvCache::block_bytes() long. The default reports kUnsupported.
+  virtual void copy_kv_block(KvCache& cache, int32_t src, int32_t dst);
+  virtual void read_kv_block(const KvCache& cache, int32_t block, std::span<std::byte> host);
+  virtual void write_kv_block(KvCache& cache, int32_t block, std::span<const std::byte> host);
 
  protected:
   virtual void embed_impl(const Tensor& table, std::span<const int32_t> tokens, Tensor& out) = 0;

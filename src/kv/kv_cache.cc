@@ -36,7 +36,8 @@ void KvCacheSpec::validate() const {
                   " blocks is too large");
 }
 
-KvCache::KvCache(const KvCacheSpec& spec, Backend& backend) : spec_(spec) {
+KvCache::KvCache(const KvCacheSpec& spec, Backend& backend)
+    : spec_(spec), backend_(&backend), on_device_(!backend.device().is_cpu()) {
   spec_.validate();
   const std::vector<int64_t> shape{spec.num_blocks, spec.num_kv_heads, spec.block_size,
                                    spec.head_dim};
@@ -52,10 +53,6 @@ KvCache::KvCache(const KvCacheSpec& spec, Backend& backend) : spec_(spec) {
 void KvCache::check_block(int32_t block, const char* what) const {
   LLMOS_CHECK_ARG(block >= 0 && block < spec_.num_blocks, "KvCache::", what, ": block ", block,
                   " outside [0, ", spec_.num_blocks, ")");
-  if (!k_.empty() && k_[0].device().type != DeviceType::kCpu) {
-    throw_error(StatusCode::kUnsupported, "KvCache::", what,
-                ": block transfers of a device-memory cache are not implemented");
-  }
 }
 
 int64_t KvCache::layer_block_bytes() const {
@@ -67,6 +64,7 @@ void KvCache::copy_block(int32_t src, int32_t dst) {
   check_block(src, "copy_block");
   check_block(dst, "copy_block");
   if (src == dst) return;
+  if (on_device_) return backend_->copy_kv_block(*this, src, dst);
   const size_t n = static_cast<size_t>(layer_block_bytes());
   for (int l = 0; l < spec_.num_layers; ++l) {
     for (Tensor* t : {&k_[l], &v_[l]}) {
@@ -81,6 +79,7 @@ void KvCache::read_block(int32_t block, std::span<std::byte> host) const {
   LLMOS_CHECK_ARG(static_cast<int64_t>(host.size()) == block_bytes(),
                   "KvCache::read_block: buffer of ", host.size(), " bytes, a block is ",
                   block_bytes());
+  if (on_device_) return backend_->read_kv_block(*this, block, host);
   const size_t n = static_cast<size_t>(layer_block_bytes());
   std::byte* out = host.data();
   for (int l = 0; l < spec_.num_layers; ++l) {
@@ -97,6 +96,7 @@ void KvCache::write_block(int32_t block, std::span<const std::byte> host) {
   LLMOS_CHECK_ARG(static_cast<int64_t>(host.size()) == block_bytes(),
                   "KvCache::write_block: buffer of ", host.size(), " bytes, a block is ",
                   block_bytes());
+  if (on_device_) return backend_->write_kv_block(*this, block, host);
   const size_t n = static_cast<size_t>(layer_block_bytes());
   const std::byte* in = host.data();
   for (int l = 0; l < spec_.num_layers; ++l) {

@@ -41,9 +41,9 @@ class KvCache {
   const Tensor& v(int layer) const { return v_[layer]; }
 
   // Block transfers for copy-on-write, swap and snapshots. A block's bytes,
-  // every layer's K then V, are block_bytes() long in host memory. Host-memory
-  // caches only for now: a device cache reports kUnsupported (its transfers
-  // belong to its backend).
+  // every layer's K then V, are block_bytes() long in host memory. A host
+  // cache copies them itself; a device cache asks its backend (which must
+  // outlive the cache).
   int64_t block_bytes() const { return spec_.block_bytes(); }
   void copy_block(int32_t src, int32_t dst);
   void read_block(int32_t block, std::span<std::byte> host) const;
@@ -54,6 +54,8 @@ class KvCache {
   int64_t layer_block_bytes() const;  // one layer's K (or V) rows of one block
 
   KvCacheSpec spec_;
+  Backend* backend_ = nullptr;
+  bool on_device_ = false;
   std::vector<Tensor> k_;
   std::vector<Tensor> v_;
 };

@@ -44,9 +44,9 @@ class CudaBackend final : public Backend {
   // read_block and write_block do for host caches, with the same host byte layout (every
   // layer's K then V rows of the block). Reads and writes wait until the host buffer is done
   // with; a copy between blocks is only queued.
-  void copy_kv_block(KvCache& cache, int32_t src, int32_t dst);
-  void read_kv_block(const KvCache& cache, int32_t block, std::span<std::byte> host);
-  void write_kv_block(KvCache& cache, int32_t block, std::span<const std::byte> host);
+  void copy_kv_block(KvCache& cache, int32_t src, int32_t dst) override;
+  void read_kv_block(const KvCache& cache, int32_t block, std::span<std::byte> host) override;
+  void write_kv_block(KvCache& cache, int32_t block, std::span<const std::byte> host) override;
 
   // Waits for every queued op.
   void synchronize();
