@@ -173,6 +173,20 @@ LLMOS_API llmos_status llmos_detokenize(const llmos_model *model, const llmos_to
 LLMOS_API llmos_status llmos_token_to_piece(const llmos_model *model, llmos_token token,
                                             char *text_out, size_t capacity, size_t *n_out);
 
+/* Scores a continuation: *logprob receives the sum, over the continuation's tokens, of the
+ * natural-log probability the model assigns to each token given every token before it
+ * (context first, then the continuation's earlier tokens), so it is <= 0. Both sequences are
+ * token ids used as is (no BOS added: start `context` with one when the vocabulary asks, as
+ * llmos_tokenize(..., add_bos = 1) gives). n_context >= 1, n_continuation >= 1 and together at
+ * most the model's context length. Runs one forward pass on a private KV cache, independent of
+ * any engine: while an engine runs on the model's own backend, scoring uses a second backend
+ * over the same mapped weights (built at the first such call and kept with the model). Calls
+ * on one model are serialised; thread-safe. On failure *logprob is 0. Errors: INVALID_ARGUMENT
+ * (NULL pointers, empty or too long sequences, a token outside the vocabulary), OUT_OF_MEMORY. */
+LLMOS_API llmos_status llmos_score(const llmos_model *model, const llmos_token *context,
+                                   size_t n_context, const llmos_token *continuation,
+                                   size_t n_continuation, double *logprob);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Engines                                                                                  */
 

@@ -155,6 +155,15 @@ class Model {
     });
   }
 
+  // The natural-log probability of `continuation` following `context` (token ids as is; see
+  // llmos_score). Thread-safe; independent of engines.
+  double score(const std::vector<Token>& context, const std::vector<Token>& continuation) const {
+    double logprob = 0.0;
+    detail::check(llmos_score(get(), context.data(), context.size(), continuation.data(),
+                              continuation.size(), &logprob));
+    return logprob;
+  }
+
   llmos_model* get() const noexcept { return handle_.get(); }
 
  private:

@@ -26,6 +26,10 @@ struct llmos_model {
   // One engine at a time may run on `model` itself (a LlamaModel runs one step at a time);
   // others get their own LlamaModel over the same mapped file.
   std::atomic<bool> attached{false};
+  // llmos_score: one scoring pass at a time; it borrows `model` when no engine holds it, else
+  // runs on `scorer`, a LlamaModel with a backend of its own, built on first need.
+  std::mutex score_mu;
+  std::shared_ptr<llmos::LlamaModel> scorer;
 };
 
 struct llmos_engine {

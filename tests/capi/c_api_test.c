@@ -254,6 +254,13 @@ static void test_invalid_input(const char *tmp_garbage) {
   CHECK_FAILS(llmos_detokenize(fake_model, tokens, 1, text, 16, &n), LLMOS_ERR_INVALID_ARGUMENT, "llmos_detokenize");
   CHECK_FAILS(llmos_token_to_piece(NULL, 1, text, 16, &n), LLMOS_ERR_INVALID_ARGUMENT, "llmos_token_to_piece");
   CHECK_FAILS(llmos_token_to_piece(fake_model, 1, text, 16, &n), LLMOS_ERR_INVALID_ARGUMENT, "llmos_token_to_piece");
+  {
+    double lp = 1.0;
+    tokens[0] = 1;
+    tokens[1] = 2;
+    CHECK_FAILS(llmos_score(NULL, tokens, 1, tokens + 1, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "llmos_score");
+    CHECK_FAILS(llmos_score(fake_model, tokens, 1, tokens + 1, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "llmos_score");
+  }
 
   /* Engines. */
   CHECK_FAILS(llmos_engine_create(NULL, NULL, &engine), LLMOS_ERR_INVALID_ARGUMENT, "llmos_engine_create");
@@ -312,6 +319,22 @@ static void test_invalid_arguments_on_live_handles(llmos_model *model, llmos_eng
   CHECK_FAILS(llmos_detokenize(model, &bad_token, 1, text, 16, &n), LLMOS_ERR_INVALID_ARGUMENT, "vocabulary");
   CHECK_FAILS(llmos_token_to_piece(model, -1, text, 16, &n), LLMOS_ERR_INVALID_ARGUMENT, "vocabulary");
   CHECK_FAILS(llmos_token_to_piece(model, 1, text, 16, NULL), LLMOS_ERR_INVALID_ARGUMENT, "n_out");
+  {
+    double lp = 1.0;
+    llmos_token ctx[2] = {1, 2};
+    CHECK_FAILS(llmos_score(model, ctx, 1, ctx + 1, 1, NULL), LLMOS_ERR_INVALID_ARGUMENT, "logprob");
+    CHECK_FAILS(llmos_score(model, NULL, 1, ctx + 1, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "context");
+    CHECK(lp == 0.0); /* *logprob is reset on failure */
+    CHECK_FAILS(llmos_score(model, ctx, 1, NULL, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "continuation");
+    CHECK_FAILS(llmos_score(model, ctx, 0, ctx + 1, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "n_context");
+    CHECK_FAILS(llmos_score(model, ctx, 1, ctx + 1, 0, &lp), LLMOS_ERR_INVALID_ARGUMENT, "n_continuation");
+    CHECK_FAILS(llmos_score(model, &bad_token, 1, ctx + 1, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "vocabulary");
+    CHECK_FAILS(llmos_score(model, ctx, 1, &bad_token, 1, &lp), LLMOS_ERR_INVALID_ARGUMENT, "continuation[0]");
+    CHECK_FAILS(llmos_score(model, ctx, 1, ctx + 1, (size_t)1 << 40, &lp), LLMOS_ERR_INVALID_ARGUMENT,
+                "context length");
+    CHECK_FAILS(llmos_score(model, ctx, (size_t)-1, ctx + 1, 2, &lp), LLMOS_ERR_INVALID_ARGUMENT,
+                "context length");
+  }
 
   CHECK_FAILS(llmos_engine_create(model, NULL, NULL), LLMOS_ERR_INVALID_ARGUMENT, "out");
   ep.block_size = 0;
@@ -866,6 +889,145 @@ static void test_free_while_waiting(llmos_model *model) {
         p.last_status == LLMOS_ERR_INVALID_ARGUMENT);
 }
 
+/* ---- scoring --------------------------------------------------------------------------- */
+
+/* exp and fabs without libm: the test links the llmos library only. */
+static double exp_of(double x) {
+  double term = 1.0, sum = 1.0;
+  int halvings = 0, k;
+  if (x < -700.0) return 0.0;
+  while (x < -0.125 || x > 0.125) {
+    x /= 2.0;
+    ++halvings;
+  }
+  for (k = 1; k < 14; ++k) {
+    term *= x / k;
+    sum += term;
+  }
+  while (halvings-- > 0) sum *= sum;
+  return sum;
+}
+
+static double abs_of(double x) { return x < 0.0 ? -x : x; }
+
+static double score_of(const llmos_model *model, const llmos_token *ctx, size_t n_ctx,
+                       const llmos_token *cont, size_t n_cont) {
+  double lp = 1.0;
+  CHECK_OK(llmos_score(model, ctx, n_ctx, cont, n_cont, &lp));
+  return lp;
+}
+
+typedef struct {
+  llmos_engine *engine;
+  llmos_status status;
+} Generator;
+
+static void *generate_meanwhile(void *arg) {
+  Generator *g = (Generator *)arg;
+  llmos_sampling_params sp = llmos_sampling_params_default();
+  char out[2048];
+  size_t n = 0;
+  sp.max_tokens = 200;
+  sp.ignore_eos = 1;
+  g->status = llmos_generate(g->engine, "The sun was", &sp, out, sizeof out, &n);
+  return NULL;
+}
+
+/* llmos_score against the model's own predictions: the single-token scores are log-softmax
+ * values (<= 0, exp summing to 1) whose best is the engine's greedy token; a longer
+ * continuation's score is the sum of its tokens' scores computed one at a time; the result does
+ * not depend on which backend ran it nor on an engine generating meanwhile. */
+static void test_score(const char *model_path, llmos_model *model, llmos_engine *engine,
+                       const Reference *ref) {
+  llmos_token ctx[256], cont[64], seq[320], generated[8];
+  size_t n_ctx = 0, n_cont = 0, n_gen = 0, i;
+  llmos_model_info info;
+  llmos_request req = llmos_request_default();
+  llmos_sampling_params sp = llmos_sampling_params_default();
+  uint64_t id = 0;
+  int finish = 0;
+  char *text;
+  double best = -1e300, sum_p = 0.0, whole, incremental = 0.0;
+  llmos_token argmax = -1;
+  llmos_model *fresh = NULL;
+  llmos_model_params mp = llmos_model_params_default();
+  Generator g;
+  pthread_t thread;
+
+  memset(&info, 0, sizeof info);
+  info.struct_size = sizeof info;
+  CHECK_OK(llmos_model_get_info(model, &info));
+  CHECK_OK(llmos_tokenize(model, ref->prompt, strlen(ref->prompt), 1, ctx, 256, &n_ctx));
+  /* A slice of the reference continuation: a plausible text of a dozen tokens or so. */
+  CHECK_OK(llmos_tokenize(model, ref->continuation, strlen(ref->continuation) < 40 ? strlen(ref->continuation) : 40,
+                          0, cont, 64, &n_cont));
+  if (n_ctx == 0 || n_cont < 4 || info.vocab_size <= 0) {
+    ++g_failures;
+    return;
+  }
+  /* The engine's greedy next token. */
+  sp.temperature = 0.0f;
+  sp.max_tokens = 1;
+  sp.ignore_eos = 1;
+  req.prompt_tokens = ctx;
+  req.n_prompt_tokens = n_ctx;
+  req.sampling = &sp;
+  CHECK_OK(llmos_submit(engine, &req, &id));
+  text = pull_all(engine, id, generated, &n_gen, &finish, 0);
+  free(text);
+  CHECK(n_gen == 1);
+
+  for (i = 0; i < (size_t)info.vocab_size; ++i) {
+    const llmos_token t = (llmos_token)i;
+    const double lp = score_of(model, ctx, n_ctx, &t, 1);
+    CHECK(lp <= 0.0);
+    sum_p += exp_of(lp);
+    if (lp > best) {
+      best = lp;
+      argmax = t;
+    }
+  }
+  CHECK(abs_of(sum_p - 1.0) < 1e-4);
+  if (n_gen == 1 && argmax != generated[0]) {
+    const double lp_greedy = score_of(model, ctx, n_ctx, generated, 1);
+    fprintf(stderr, "score: best single token %d (%.6f), greedy %d (%.6f)\n", argmax, best,
+            generated[0], lp_greedy);
+    CHECK(best - lp_greedy < 1e-4); /* only a near-tie may differ */
+  }
+
+  whole = score_of(model, ctx, n_ctx, cont, n_cont);
+  CHECK(whole < 0.0);
+  memcpy(seq, ctx, n_ctx * sizeof *seq);
+  for (i = 0; i < n_cont; ++i) {
+    incremental += score_of(model, seq, n_ctx + i, cont + i, 1);
+    seq[n_ctx + i] = cont[i];
+  }
+  if (abs_of(whole - incremental) > 1e-3 * (1.0 + abs_of(whole))) {
+    fprintf(stderr, "score: whole %.6f != incremental %.6f\n", whole, incremental);
+    ++g_failures;
+  }
+  /* Splitting differently (more context, shorter continuation) gives the tail's share. */
+  CHECK(abs_of(score_of(model, seq, n_ctx + 2, cont + 2, n_cont - 2) -
+             (whole - score_of(model, ctx, n_ctx, cont, 2))) < 1e-3 * (1.0 + abs_of(whole)));
+
+  /* The same scores on a model no engine uses (its own backend is borrowed) ... */
+  mp.n_threads = 2;
+  CHECK_OK(llmos_model_load(model_path, &mp, &fresh));
+  if (fresh != NULL) {
+    CHECK(abs_of(score_of(fresh, ctx, n_ctx, cont, n_cont) - whole) < 1e-4 * (1.0 + abs_of(whole)));
+    CHECK_OK(llmos_model_free(fresh));
+  }
+  /* ... and while the engine generates on the model's backend. */
+  g.engine = engine;
+  g.status = LLMOS_ERR_INTERNAL;
+  CHECK(pthread_create(&thread, NULL, generate_meanwhile, &g) == 0);
+  for (i = 0; i < 20; ++i) {
+    CHECK(abs_of(score_of(model, ctx, n_ctx, cont, n_cont) - whole) < 1e-4 * (1.0 + abs_of(whole)));
+  }
+  pthread_join(thread, NULL);
+  CHECK(g.status == LLMOS_OK);
+}
+
 static void test_stats(llmos_engine *engine) {
   llmos_stats s;
   memset(&s, 0, sizeof s);
@@ -943,6 +1105,7 @@ int main(int argc, char **argv) {
     test_callbacks(engine, &refs[0]);
   }
   test_snapshots(model, engine);
+  if (n_refs > 0) test_score(model_path, model, engine, &refs[0]);
   test_stats(engine);
   test_free_while_waiting(model);
 
