@@ -134,21 +134,32 @@ double measure_peak(ThreadPool& pool, Isa isa, PeakKind kind, int64_t iterations
   LLMOS_CHECK_ARG(isa_supported(isa), "measure_peak: this CPU lacks ", isa_name(isa));
   if (kind == PeakKind::kBf16 && !(isa == Isa::kAvx512 && has_avx512_bf16())) return 0.0;
   const int threads = pool.num_threads();
-  std::vector<double> ops(static_cast<size_t>(threads), 0.0);
+  // Each thread times its own loop and the peak is the sum of the threads' rates: a thread that
+  // starts late (woken late, or its range taken by the caller after its own) would otherwise
+  // halve a wall-clock figure without the cores being any slower.
+  std::vector<double> rate(static_cast<size_t>(threads), 0.0);
+  std::vector<double> took(static_cast<size_t>(threads), 0.0);
   auto run = [&](int64_t n) {
-    const auto t0 = Clock::now();
     pool.parallel_for(threads, 1, [&](int thread, int64_t b, int64_t e) {
-      double done = 0.0;
-      for (int64_t t = b; t < e; ++t) done += run_loop(isa, kind, n);
-      ops[static_cast<size_t>(thread)] = done;
+      for (int64_t t = b; t < e; ++t) {
+        const auto t0 = Clock::now();
+        const double done = run_loop(isa, kind, n);
+        const double seconds = seconds_since(t0);
+        rate[static_cast<size_t>(t)] = done / seconds;
+        took[static_cast<size_t>(t)] = seconds;
+      }
+      (void)thread;
     });
-    const double t = seconds_since(t0);
-    double total = 0.0;
-    for (double o : ops) total += o;
-    return std::pair<double, double>{total / t, t};
+    double total = 0.0, longest = 0.0;
+    for (size_t t = 0; t < rate.size(); ++t) {
+      total += rate[t];
+      longest = std::max(longest, took[t]);
+    }
+    return std::pair<double, double>{total, longest};
   };
   // A short calibration run: where the loops are slow (an unoptimized build, the scalar level)
-  // the runs are shortened to about kMaxRunSeconds, so measuring stays quick.
+  // the runs are shortened to about kMaxRunSeconds, so measuring stays quick. Many short runs,
+  // not a few long ones: on a shared machine the best of them is the one nothing interrupted.
   constexpr double kMaxRunSeconds = 0.03;
   const int64_t probe = std::min<int64_t>(iterations, 20'000);
   auto [best, probe_seconds] = run(probe);

@@ -6,7 +6,8 @@
 // Bandwidth: every thread of the pool reads its share of a buffer much larger than the last-level
 // cache with full-width loads; the best of a few passes. Peaks: register-only loops of one
 // instruction on 12 independent chains (kernels/cpu/*/matmul_peak_*.cc) on every thread at once;
-// the best of a few runs. Everything runs at the active ISA level (the one the kernels use).
+// the best of a few runs, each thread timing its own loop. Everything runs at the active ISA
+// level (the one the kernels use).
 #pragma once
 
 #include <cstddef>
@@ -23,10 +24,10 @@ namespace llmos::kernels::cpu {
 struct CeilingOptions {
   // Rounded down to a multiple of 256 per thread, and to 1/8 of the physical memory.
   size_t bandwidth_bytes = size_t{1} << 30;
-  int bandwidth_passes = 3;
+  int bandwidth_passes = 6;
   // Per thread and run, 12 instructions each; fewer where one run would last over 30 ms.
   int64_t peak_iterations = 2'000'000;
-  int peak_runs = 3;
+  int peak_runs = 5;
 };
 
 struct Ceilings {
