@@ -68,6 +68,7 @@ struct ClientLog {
   int failed = 0;  // cancelled or error
   int busy = 0;    // submissions refused with LLMOS_ERR_BUSY
   int64_t tokens = 0;
+  int64_t preemptions = 0;  // summed over the client's requests (from their final events)
   std::vector<double> ttft_ms;
   std::vector<double> latency_ms;
 };
@@ -101,6 +102,7 @@ void run_client(api::Engine& engine, const ClientSpec& spec, ClientLog& log) {
         }
         return true;
       }
+      log.preemptions += ev.num_preemptions;
       if (ev.finish_reason == LLMOS_FINISH_LENGTH || ev.finish_reason == LLMOS_FINISH_EOS ||
           ev.finish_reason == LLMOS_FINISH_STOP) {
         ++log.finished;
@@ -275,7 +277,8 @@ int main(int argc, char** argv) {
       std::cout << "CLIENT " << clients[i].id << " priority=" << priority_name(clients[i].priority)
                 << " planned=" << clients[i].requests << " submitted=" << l.submitted
                 << " finished=" << l.finished << " failed=" << l.failed << " busy=" << l.busy
-                << " tokens=" << l.tokens << " ttft_mean_ms=" << mean(l.ttft_ms)
+                << " tokens=" << l.tokens << " preemptions=" << l.preemptions
+                << " ttft_mean_ms=" << mean(l.ttft_ms)
                 << " ttft_max_ms=" << max_of(l.ttft_ms) << " latency_mean_ms=" << mean(l.latency_ms)
                 << "\n";
     }

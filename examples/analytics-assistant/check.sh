@@ -37,6 +37,7 @@ awk '
       fail($2 " finished " v[prio, "finished"] " of " v[prio, "planned"] " requests")
     if (v[prio, "failed"] != 0) fail($2 " had " v[prio, "failed"] " failed requests")
     if (v[prio, "tokens"] + 0 <= 0) fail($2 " received no tokens")
+    client_preemptions += v[prio, "preemptions"]
     next
   }
   $1 == "ENGINE" {
@@ -50,6 +51,8 @@ awk '
       fail("expected one client of each priority")
     if (e["finished"] != e["requests"]) fail("the engine finished " e["finished"] " of " e["requests"])
     if (e["preemptions"] + 0 < 1) fail("no preemption with the small KV budget")
+    if (client_preemptions != e["preemptions"] + 0)
+      fail("the clients counted " client_preemptions " preemptions, the engine " e["preemptions"])
     if (v["realtime", "ttft_mean_ms"] + 0 > v["background", "ttft_mean_ms"] + 0)
       fail("realtime mean TTFT " v["realtime", "ttft_mean_ms"] " ms > background " v["background", "ttft_mean_ms"] " ms")
     if (v["background", "busy"] + 0 < 1) fail("the background client was never refused with BUSY")

@@ -274,6 +274,12 @@ typedef struct llmos_event {
   size_t text_len;
   int32_t finish_reason; /* llmos_finish_reason, on the last event */
   const char *error;     /* "" unless finish_reason is LLMOS_FINISH_ERROR */
+  /* On the last event, the request's summary (0 on the others): */
+  int32_t num_generated;            /* tokens generated */
+  int32_t num_preemptions;          /* times the scheduler preempted it */
+  int32_t num_cached_prompt_tokens; /* prompt tokens served by the prefix cache */
+  double time_to_first_token;       /* seconds from submit to the first token (0: none came) */
+  double total_time;                /* seconds from submit to the end */
 } llmos_event;
 
 /* Push streaming: called on the engine's step thread for every event of the request, the last

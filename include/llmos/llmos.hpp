@@ -180,6 +180,12 @@ struct Event {
   std::string text;
   llmos_finish_reason finish_reason = LLMOS_FINISH_NONE;
   std::string error;
+  // On the final event: the request's summary.
+  int32_t num_generated = 0;
+  int32_t num_preemptions = 0;
+  int32_t num_cached_prompt_tokens = 0;
+  double time_to_first_token = 0.0;
+  double total_time = 0.0;
 
   static Event from(const llmos_event& e) {
     Event ev;
@@ -189,6 +195,11 @@ struct Event {
     ev.text.assign(e.text, e.text_len);
     ev.finish_reason = static_cast<llmos_finish_reason>(e.finish_reason);
     ev.error = e.error;
+    ev.num_generated = e.num_generated;
+    ev.num_preemptions = e.num_preemptions;
+    ev.num_cached_prompt_tokens = e.num_cached_prompt_tokens;
+    ev.time_to_first_token = e.time_to_first_token;
+    ev.total_time = e.total_time;
     return ev;
   }
 };

@@ -36,6 +36,13 @@ llmos_event to_c_event(const TokenEvent& ev) {
   c.text_len = ev.text.size();
   c.finish_reason = ev.finished ? finish_reason_to_c(ev.finish_reason) : LLMOS_FINISH_NONE;
   c.error = ev.error.c_str();
+  if (ev.finished) {
+    c.num_generated = ev.num_generated;
+    c.num_preemptions = ev.num_preemptions;
+    c.num_cached_prompt_tokens = ev.num_cached_prompt_tokens;
+    c.time_to_first_token = ev.time_to_first_token;
+    c.total_time = ev.total_time;
+  }
   return c;
 }
 

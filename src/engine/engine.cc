@@ -519,6 +519,11 @@ void Engine::finish_requests(const std::vector<FinishedRequest>& ended, Clock::t
     res.time_to_first_token = live.ttft;
     res.total_time = seconds_between(live.submitted, now);
     res.num_cached_prompt_tokens += live.cached_prompt_tokens;
+    ev.num_generated = static_cast<int32_t>(res.tokens.size());
+    ev.num_preemptions = res.num_preemptions;
+    ev.num_cached_prompt_tokens = res.num_cached_prompt_tokens;
+    ev.time_to_first_token = res.time_to_first_token;
+    ev.total_time = res.total_time;
     c.runner->release(f.request_id);
     c.slots->forget(f.request_id);
     std::shared_ptr<Channel> ch = live.channel;

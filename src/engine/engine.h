@@ -44,6 +44,12 @@ struct TokenEvent {
   std::string text;       // its text; may be empty while a UTF-8 character is incomplete
   RequestFinishReason finish_reason = RequestFinishReason::kNone;  // when finished
   std::string error;                                               // when finish_reason == kError
+  // On the final event: the request's summary, as in its RequestResult.
+  int32_t num_generated = 0;
+  int32_t num_preemptions = 0;
+  int32_t num_cached_prompt_tokens = 0;  // served by the prefix cache
+  double time_to_first_token = 0.0;      // seconds from submit (0 when no token came)
+  double total_time = 0.0;               // seconds from submit to the end
 };
 
 struct EngineRequest {

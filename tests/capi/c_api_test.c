@@ -573,9 +573,15 @@ static char *pull_all(llmos_engine *engine, uint64_t id, llmos_token *tokens, si
       CHECK(ev.token == -1);
       *finish_reason = ev.finish_reason;
       CHECK(ev.error != NULL && (ev.finish_reason == LLMOS_FINISH_ERROR) == (ev.error[0] != '\0'));
+      /* The summary: as many tokens as were streamed, timings in order. */
+      CHECK(ev.num_generated == (int32_t)*n_tokens);
+      CHECK(ev.num_preemptions >= 0 && ev.num_cached_prompt_tokens >= 0);
+      CHECK(ev.total_time > 0.0);
+      CHECK(*n_tokens == 0 || (ev.time_to_first_token > 0.0 && ev.time_to_first_token <= ev.total_time));
       break;
     }
     CHECK(ev.finish_reason == LLMOS_FINISH_NONE);
+    CHECK(ev.num_generated == 0 && ev.total_time == 0.0);
     tokens[(*n_tokens)++] = ev.token;
     if (cancel_after > 0 && (int)*n_tokens == cancel_after) CHECK_OK(llmos_cancel(engine, id));
   }
