@@ -1,5 +1,9 @@
 #include "sample/sampler.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -105,21 +109,53 @@ int32_t Sampler::sample(const float* logits, std::span<const int32_t> history) {
   return draw(max_logit, /*weights_ready=*/truncate && params_.temperature == 1.0f);
 }
 
-// Greedy without a penalty: the argmax in one pass over the logits, with the checks and the
-// tie rule (lowest id) of load_candidates + argmax, without copying the vocabulary.
+// Greedy without a penalty: the argmax over the logits with the checks and the tie rule (lowest
+// id) of load_candidates + argmax, without copying the vocabulary. A batched decode step calls it
+// for every sequence (32 x 32000 logits at B = 32), so the scan is vectorised: one pass for the
+// maximum and for NaN / +inf, a second for the first index holding the maximum (equal to the
+// first strictly greater one, +0 and -0 included). A bad logit is then found and named by the
+// scalar loop.
 int32_t Sampler::greedy(const float* logits) const {
   const size_t n = static_cast<size_t>(vocab_size_);
-  size_t best = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const float l = logits[i];
-    if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
-      throw_error(StatusCode::kInvalidArgument, "Sampler: logit at index ", i, " is ",
-                  std::isnan(l) ? "NaN" : "+inf", " (logits must be finite, or -inf to mask)");
+  float max_value = -std::numeric_limits<float>::infinity();
+  bool bad = false;
+  size_t i = 0;
+#if defined(__SSE2__)
+  {
+    const __m128 inf = _mm_set1_ps(std::numeric_limits<float>::infinity());
+    __m128 m0 = _mm_set1_ps(max_value), m1 = m0;
+    __m128 bad_lanes = _mm_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+      const __m128 a = _mm_loadu_ps(logits + i), b = _mm_loadu_ps(logits + i + 4);
+      bad_lanes = _mm_or_ps(bad_lanes, _mm_or_ps(_mm_cmpunord_ps(a, b), _mm_cmpeq_ps(a, inf)));
+      bad_lanes = _mm_or_ps(bad_lanes, _mm_cmpeq_ps(b, inf));
+      m0 = _mm_max_ps(m0, a);
+      m1 = _mm_max_ps(m1, b);
     }
-    if (l > logits[best]) best = i;
+    alignas(16) float lanes[4];
+    _mm_store_ps(lanes, _mm_max_ps(m0, m1));
+    for (float v : lanes) max_value = v > max_value ? v : max_value;
+    bad = _mm_movemask_ps(bad_lanes) != 0;
   }
-  LLMOS_CHECK_ARG(std::isfinite(logits[best]), "Sampler: all ", n,
+#endif
+  for (; i < n; ++i) {
+    const float l = logits[i];
+    bad = bad || std::isnan(l) || l == std::numeric_limits<float>::infinity();
+    max_value = l > max_value ? l : max_value;
+  }
+  if (bad) {
+    for (size_t j = 0; j < n; ++j) {
+      const float l = logits[j];
+      if (std::isnan(l) || l == std::numeric_limits<float>::infinity()) {
+        throw_error(StatusCode::kInvalidArgument, "Sampler: logit at index ", j, " is ",
+                    std::isnan(l) ? "NaN" : "+inf", " (logits must be finite, or -inf to mask)");
+      }
+    }
+  }
+  LLMOS_CHECK_ARG(std::isfinite(max_value), "Sampler: all ", n,
                   " logits are -inf (every token is masked)");
+  size_t best = 0;
+  while (logits[best] != max_value) ++best;
   return static_cast<int32_t>(best);
 }
 

@@ -139,6 +139,55 @@ TEST(Sampler, GreedyLowestIdWinsTies) {
   EXPECT_EQ(sample_once(plain(0.0f), {kNegInf, kNegInf, -7.0f}), 2);
 }
 
+// The greedy fast path (vectorised scan) against the general path (candidates + argmax, taken
+// when a repeat penalty is set; with no history the penalty changes nothing): same token, same
+// errors, for vocabulary sizes around the vector width, many ties, masked tokens and bad logits
+// anywhere (in the vector body, in the tail, first, last).
+TEST(Sampler, GreedyFastPathMatchesTheGeneralPath) {
+  SamplingParams fast = plain(0.0f);
+  SamplingParams general = plain(0.0f);
+  general.repeat_penalty = 1.5f;
+  std::mt19937 rng(7);
+  const std::vector<int> sizes = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 513, 32000};
+  for (int n : sizes) {
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> logits(static_cast<size_t>(n));
+      std::uniform_int_distribution<int> level(-3, 3);  // few distinct values: many ties
+      for (float& l : logits) l = static_cast<float>(level(rng)) * 0.5f;
+      std::uniform_int_distribution<int> pos(0, n - 1);
+      const int masked = trial % 4 == 0 ? n : trial % 3;  // trial 0: everything masked
+      for (int k = 0; k < masked; ++k) logits[static_cast<size_t>(pos(rng))] = kNegInf;
+      if (trial % 5 == 1) logits[static_cast<size_t>(pos(rng))] = -0.0f;
+      const int bad_kind = trial % 7;  // 1: NaN, 2: +inf somewhere; 3: NaN last; 4: +inf first
+      size_t bad_at = 0;
+      if (bad_kind >= 1 && bad_kind <= 4) {
+        bad_at = bad_kind == 3 ? static_cast<size_t>(n - 1)
+                               : bad_kind == 4 ? 0 : static_cast<size_t>(pos(rng));
+        logits[bad_at] = (bad_kind == 1 || bad_kind == 3) ? std::numeric_limits<float>::quiet_NaN()
+                                                          : std::numeric_limits<float>::infinity();
+      }
+      std::string fast_error, general_error;
+      int32_t fast_token = -1, general_token = -1;
+      try {
+        fast_token = sample_once(fast, logits);
+      } catch (const Error& e) {
+        fast_error = e.message();
+      }
+      try {
+        general_token = sample_once(general, logits);
+      } catch (const Error& e) {
+        general_error = e.message();
+      }
+      ASSERT_EQ(fast_error, general_error) << "n " << n << " trial " << trial;
+      ASSERT_EQ(fast_token, general_token) << "n " << n << " trial " << trial;
+      if (bad_kind >= 1 && bad_kind <= 4) {
+        EXPECT_NE(fast_error.find("index " + std::to_string(bad_at)), std::string::npos)
+            << fast_error << " (n " << n << ")";
+      }
+    }
+  }
+}
+
 TEST(Sampler, PenaltyChangesArgmax) {
   SamplingParams p = plain(0.0f);
   p.repeat_penalty = 1.5f;
