@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kernels/cpu/attention_cpu_driver.h"
+#include "kernels/cpu/avx2/exp_avx2.h"
 
 namespace llmos::kernels::cpu {
 namespace {
@@ -47,25 +48,7 @@ void load_k8(const uint8_t* const* rows, int t0, int n, int head_dim, float* kbu
   }
 }
 
-// exp(x) for x <= 0 (Cephes-style, ~1 ulp); 2^n built in the exponent field (n >= -126).
-inline __m256 exp256(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-inline float exp1(float x) { return _mm256_cvtss_f32(exp256(_mm256_set1_ps(x))); }
+inline float exp1(float x) { return _mm256_cvtss_f32(detail::exp256(_mm256_set1_ps(x))); }
 
 inline float hmax8(__m256 v) {
   __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -133,7 +116,7 @@ inline void softmax_row(float scale, int valid, float* m, float* l, float* p, fl
   const __m256 vm = _mm256_set1_ps(m_new);
   __m256 e[8];
   for (int j = 0; j < 8; ++j) {
-    e[j] = 8 * j < valid ? _mm256_and_ps(mask[j], exp256(_mm256_sub_ps(s[j], vm))) : _mm256_setzero_ps();
+    e[j] = 8 * j < valid ? _mm256_and_ps(mask[j], detail::exp256(_mm256_sub_ps(s[j], vm))) : _mm256_setzero_ps();
     _mm256_storeu_ps(p + 8 * j, e[j]);
   }
   // A fixed tree over all eight vectors (missing tokens add exact zeros).

@@ -3,37 +3,14 @@
 // nothing compiled with AVX2 flags can be linked into a generic caller.
 #include <immintrin.h>
 
+#include "kernels/cpu/avx2/exp_avx2.h"
 #include "kernels/cpu/elementwise_cpu.h"
 
 namespace llmos::kernels::cpu::detail {
 namespace {
 
-// e^x for 8 floats, as the AVX-512 version; without vscalefps, 2^n is built in the exponent
-// field, so x is clamped to the range where that is a normal float (e^-87.3 .. e^88.7): below,
-// the result is ~1e-38 instead of a denormal, which silu turns into the same ~0.
-__m256 exp_ps(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  // n in [-126, 128]: 2^n = (n + 127) << 23; n = 128 (x near 88.7) is split as 2 * 2^127.
-  const __m256i ni = _mm256_cvtps_epi32(n);
-  const __m256i top = _mm256_cmpgt_epi32(ni, _mm256_set1_epi32(127));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, _mm256_and_si256(top, _mm256_set1_epi32(1))), _mm256_set1_epi32(127)), 23);
-  p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_blendv_ps(p, _mm256_add_ps(p, p), _mm256_castsi256_ps(top));
-}
-
 __m256 silu_mul(__m256 g, __m256 u) {
-  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), g));
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "kernels/cpu/attention_cpu_driver.h"
+#include "kernels/cpu/avx512/exp_avx512.h"
 
 namespace llmos::kernels::cpu {
 namespace {
@@ -77,25 +78,8 @@ void load_k16(const uint8_t* const* rows, int t0, int n, int head_dim, float* kb
   }
 }
 
-// exp(x) for x <= 0 (Cephes-style: 2^n * e^r, |r| <= ln2/2, degree-6 polynomial, ~1 ulp).
-inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(y, n);
-}
-
 // Scalar exp through the same vector code (one definition for every caller).
-inline float exp1(float x) { return _mm512_cvtss_f32(exp512(_mm512_set1_ps(x))); }
+inline float exp1(float x) { return _mm512_cvtss_f32(detail::exp512(_mm512_set1_ps(x))); }
 
 // Scores. A query row is kept as head_dim / 4 vectors qb[i] = q[4i .. 4i + 3] repeated in the four
 // 128-bit lanes; a K token group vector (see load_k16) meets it in one FMA, lane (j, e)
@@ -165,7 +149,7 @@ inline void softmax_row(float scale, int valid, float* m, float* l, float* p, fl
   const __m512 vm = _mm512_set1_ps(m_new);
   __m512 e[4];
   for (int j = 0; j < 4; ++j) {
-    e[j] = mask[j] == 0 ? _mm512_setzero_ps() : _mm512_maskz_mov_ps(mask[j], exp512(_mm512_sub_ps(s[j], vm)));
+    e[j] = mask[j] == 0 ? _mm512_setzero_ps() : _mm512_maskz_mov_ps(mask[j], detail::exp512(_mm512_sub_ps(s[j], vm)));
     _mm512_storeu_ps(p + 16 * j, e[j]);
   }
   // A fixed tree over all four vectors (missing tokens add exact zeros).

@@ -3,31 +3,14 @@
 // nothing compiled with AVX-512 flags can be linked into a generic caller.
 #include <immintrin.h>
 
+#include "kernels/cpu/avx512/exp_avx512.h"
 #include "kernels/cpu/elementwise_cpu.h"
 
 namespace llmos::kernels::cpu::detail {
 namespace {
 
-// e^x for 16 floats: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial (the
-// classic single-precision minimax fit, < 2 ulp), then scaled by 2^n with vscalefps, which
-// gives 0, denormals and +inf at the ends without clamping.
-__m512 exp_ps(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
 __m512 silu_mul(__m512 g, __m512 u) {
-  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
 }
 
