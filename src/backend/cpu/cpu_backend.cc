@@ -1,5 +1,7 @@
 #include "backend/cpu/cpu_backend.h"
 
+#include "backend/kernel_params.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -179,21 +181,7 @@ const double* CpuBackend::rope_table(const RopeSpec& rope, std::span<const int32
 
 void CpuBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
                                std::span<const int64_t> slots) {
-  const KvCacheSpec& spec = cache.spec();
-  kernels::WriteKvParams p;
-  p.k = k.data_as<const float>();
-  p.v = v.data_as<const float>();
-  p.kv_stride = row_stride_floats(k);
-  LLMOS_ASSERT(p.kv_stride == row_stride_floats(v));
-  p.k_pool = cache.k(layer).data();
-  p.v_pool = cache.v(layer).data();
-  p.kv_dtype = spec.dtype;
-  p.num_kv_heads = spec.num_kv_heads;
-  p.head_dim = spec.head_dim;
-  p.block_size = spec.block_size;
-  p.num_blocks = spec.num_blocks;
-  p.slots = slots.data();
-  p.num_tokens = static_cast<int64_t>(slots.size());
+  const kernels::WriteKvParams p = write_kv_params(cache, layer, k, v, slots);
   if (reference_) {
     check_kernel(kernels::write_kv_ref(p), "write_kv_ref");
     return;
@@ -206,24 +194,8 @@ void CpuBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, const
 void CpuBackend::attention_impl(const Tensor& q, const KvCache& cache, int layer, const Batch& batch,
                                 int num_heads, float scale, Tensor& out) {
   const KvCacheSpec& spec = cache.spec();
-  kernels::PagedAttentionParams p;
-  p.q = q.data_as<const float>();
-  p.q_stride = row_stride_floats(q);
-  p.out = out.data_as<float>();
-  p.out_stride = row_stride_floats(out);
-  p.k_pool = cache.k(layer).data();
-  p.v_pool = cache.v(layer).data();
-  p.kv_dtype = spec.dtype;
-  p.num_heads = num_heads;
-  p.num_kv_heads = spec.num_kv_heads;
-  p.head_dim = spec.head_dim;
-  p.block_size = spec.block_size;
-  p.num_seqs = batch.num_seqs();
-  p.query_start = batch.query_start.data();
-  p.kv_len = batch.kv_len.data();
-  p.block_indptr = batch.block_indptr.data();
-  p.block_indices = batch.block_indices.data();
-  p.scale = scale;
+  const kernels::PagedAttentionParams p =
+      paged_attention_params(q, cache, layer, batch, num_heads, scale, out);
   if (kernels::validate_paged_attention(p, spec.num_blocks) != StatusCode::kOk) {
     throw_error(StatusCode::kInvalidArgument, "attention: inconsistent batch description");
   }
@@ -378,20 +350,7 @@ void CpuBackend::rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int nu
   qp.head_dim = spec.head_dim;
   qp.rot_dim = rope.rot_dim;
   qp.neox = rope.neox;
-  kernels::WriteKvParams wp;
-  wp.k = k.data_as<const float>();
-  wp.v = v.data_as<const float>();
-  wp.kv_stride = row_stride_floats(k);
-  LLMOS_ASSERT(wp.kv_stride == row_stride_floats(v));
-  wp.k_pool = cache.k(layer).data();
-  wp.v_pool = cache.v(layer).data();
-  wp.kv_dtype = spec.dtype;
-  wp.num_kv_heads = spec.num_kv_heads;
-  wp.head_dim = spec.head_dim;
-  wp.block_size = spec.block_size;
-  wp.num_blocks = spec.num_blocks;
-  wp.slots = slots.data();
-  wp.num_tokens = static_cast<int64_t>(slots.size());
+  const kernels::WriteKvParams wp = write_kv_params(cache, layer, k, v, slots);
   kernels::cpu::KvRope kr;
   kr.positions = positions.data();
   kr.inv_freq = rope.inv_freq.data();

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/kernel_params.h"
 #include "core/allocator.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -21,12 +22,6 @@
 #include "kernels/cpu/matmul_cpu.h"
 
 namespace llmos {
-
-// Floats between rows of a 2-D f32 tensor (a single row: its length). Shared by the CPU
-// backend's kernel calls.
-inline int64_t row_stride_floats(const Tensor& t) {
-  return t.dim(0) > 1 ? t.stride_bytes(0) / 4 : t.dim(1);
-}
 
 struct CpuMatmulJob {
   const Tensor* weight = nullptr;

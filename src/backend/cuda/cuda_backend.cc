@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/kernel_params.h"
 #include "core/error.h"
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/elementwise_cuda.h"
@@ -13,8 +14,6 @@
 
 namespace llmos {
 namespace {
-
-int64_t stride_floats(const Tensor& t) { return t.dim(0) <= 1 ? t.dim(1) : t.stride_bytes(0) / 4; }
 
 // Launchers return a status; after the front end's checks a failure is a bug or a device fault.
 void check_launch(cudaError_t err, const char* kernel, const char* file, int line) {
@@ -172,7 +171,7 @@ void CudaBackend::embed_impl(const Tensor& table, std::span<const int32_t> token
       uploads_->upload(cuda::UploadSlot::kTokens, tokens.data(), tokens.size_bytes(), stream_));
   LLMOS_CUDA_LAUNCH(kernels::cuda::dequantize_rows_cuda, table.dtype(), table.data(), table.stride_bytes(0),
                     rows, static_cast<int64_t>(tokens.size()), table.dim(1), DType::kF32, out.data(),
-                    stride_floats(out), stream_);
+                    row_stride_floats(out), stream_);
 }
 
 void CudaBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
@@ -192,9 +191,9 @@ void CudaBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Te
     p.weight_row_bytes = weight.stride_bytes(0);
     p.bias = bias != nullptr ? bias->data_as<const float>() : nullptr;
     p.x = x.data_as<const float>();
-    p.x_stride = stride_floats(x);
+    p.x_stride = row_stride_floats(x);
     p.y = y.data_as<float>();
-    p.y_stride = stride_floats(y);
+    p.y_stride = row_stride_floats(y);
     p.m = x.dim(0);
     p.n = weight.dim(0);
     p.k = weight.dim(1);
@@ -203,7 +202,7 @@ void CudaBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Te
   }
   matmul_cublas(weight, x, y);
   if (bias != nullptr) {
-    LLMOS_CUDA_LAUNCH(kernels::cuda::add_bias_cuda, y.data_as<float>(), stride_floats(y),
+    LLMOS_CUDA_LAUNCH(kernels::cuda::add_bias_cuda, y.data_as<float>(), row_stride_floats(y),
                       bias->data_as<const float>(), y.dim(0), y.dim(1), stream_);
   }
 }
@@ -216,10 +215,10 @@ void CudaBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps
   activate();
   kernels::RmsNormParams p;
   p.x = x.data_as<const float>();
-  p.x_stride = stride_floats(x);
+  p.x_stride = row_stride_floats(x);
   p.weight = weight.data_as<const float>();
   p.y = y.data_as<float>();
-  p.y_stride = stride_floats(y);
+  p.y_stride = row_stride_floats(y);
   p.rows = x.dim(0);
   p.dim = x.dim(1);
   p.eps = eps;
@@ -233,7 +232,7 @@ void CudaBackend::rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& 
   activate();
   kernels::RopeParams p;
   p.x = x.data_as<float>();
-  p.x_stride = stride_floats(x);
+  p.x_stride = row_stride_floats(x);
   p.rows = x.dim(0);
   p.heads = heads;
   p.head_dim = head_dim;
@@ -254,22 +253,9 @@ void CudaBackend::write_kv_impl(KvCache& cache, int layer, const Tensor& k, cons
   check_on_device(v, "write_kv", "v");
   check_rows(k.dim(0), "write_kv");
   activate();
-  const KvCacheSpec& spec = cache.spec();
-  kernels::WriteKvParams p;
-  p.k = k.data_as<const float>();
-  p.v = v.data_as<const float>();
-  p.kv_stride = stride_floats(k);
-  LLMOS_ASSERT(p.kv_stride == stride_floats(v));
-  p.k_pool = cache.k(layer).data();
-  p.v_pool = cache.v(layer).data();
-  p.kv_dtype = spec.dtype;
-  p.num_kv_heads = spec.num_kv_heads;
-  p.head_dim = spec.head_dim;
-  p.block_size = spec.block_size;
-  p.num_blocks = spec.num_blocks;
+  kernels::WriteKvParams p = write_kv_params(cache, layer, k, v, slots);
   p.slots = static_cast<const int64_t*>(
       uploads_->upload(cuda::UploadSlot::kSlots, slots.data(), slots.size_bytes(), stream_));
-  p.num_tokens = static_cast<int64_t>(slots.size());
   LLMOS_CUDA_LAUNCH(kernels::cuda::write_kv_cuda, p, stream_);
 }
 
@@ -289,24 +275,8 @@ void CudaBackend::attention_impl(const Tensor& q, const KvCache& cache, int laye
                 " heads, ", q.dim(0), " tokens");
   }
   // The batch description is checked on the host, where it lives, before any of it is uploaded.
-  kernels::PagedAttentionParams p;
-  p.q = q.data_as<const float>();
-  p.q_stride = stride_floats(q);
-  p.out = out.data_as<float>();
-  p.out_stride = stride_floats(out);
-  p.k_pool = cache.k(layer).data();
-  p.v_pool = cache.v(layer).data();
-  p.kv_dtype = spec.dtype;
-  p.num_heads = num_heads;
-  p.num_kv_heads = spec.num_kv_heads;
-  p.head_dim = spec.head_dim;
-  p.block_size = spec.block_size;
-  p.num_seqs = batch.num_seqs();
-  p.query_start = batch.query_start.data();
-  p.kv_len = batch.kv_len.data();
-  p.block_indptr = batch.block_indptr.data();
-  p.block_indices = batch.block_indices.data();
-  p.scale = scale;
+  kernels::PagedAttentionParams p =
+      paged_attention_params(q, cache, layer, batch, num_heads, scale, out);
   LLMOS_CHECK_ARG(static_cast<int>(batch.query_start.size()) == p.num_seqs + 1 &&
                       static_cast<int>(batch.block_indptr.size()) == p.num_seqs + 1 &&
                       batch.query_start.back() == q.dim(0) &&
@@ -337,8 +307,8 @@ void CudaBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out)
   check_on_device(out, "swiglu", "out");
   check_rows(gate.dim(0), "swiglu");
   activate();
-  LLMOS_CUDA_LAUNCH(kernels::cuda::swiglu_cuda, gate.data_as<const float>(), stride_floats(gate),
-                    up.data_as<const float>(), stride_floats(up), out.data_as<float>(), stride_floats(out),
+  LLMOS_CUDA_LAUNCH(kernels::cuda::swiglu_cuda, gate.data_as<const float>(), row_stride_floats(gate),
+                    up.data_as<const float>(), row_stride_floats(up), out.data_as<float>(), row_stride_floats(out),
                     gate.dim(0), gate.dim(1), stream_);
 }
 
@@ -347,8 +317,8 @@ void CudaBackend::add_impl(Tensor& y, const Tensor& x) {
   check_on_device(x, "add", "x");
   check_rows(y.dim(0), "add");
   activate();
-  LLMOS_CUDA_LAUNCH(kernels::cuda::add_cuda, y.data_as<float>(), stride_floats(y), x.data_as<const float>(),
-                    stride_floats(x), y.dim(0), y.dim(1), stream_);
+  LLMOS_CUDA_LAUNCH(kernels::cuda::add_cuda, y.data_as<float>(), row_stride_floats(y), x.data_as<const float>(),
+                    row_stride_floats(x), y.dim(0), y.dim(1), stream_);
 }
 
 void CudaBackend::gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) {
@@ -358,8 +328,8 @@ void CudaBackend::gather_rows_impl(const Tensor& src, std::span<const int32_t> r
   activate();
   const auto* d_rows = static_cast<const int32_t*>(
       uploads_->upload(cuda::UploadSlot::kRows, rows.data(), rows.size_bytes(), stream_));
-  LLMOS_CUDA_LAUNCH(kernels::cuda::gather_rows_cuda, src.data_as<const float>(), stride_floats(src), d_rows,
-                    static_cast<int64_t>(rows.size()), src.dim(1), dst.data_as<float>(), stride_floats(dst),
+  LLMOS_CUDA_LAUNCH(kernels::cuda::gather_rows_cuda, src.data_as<const float>(), row_stride_floats(src), d_rows,
+                    static_cast<int64_t>(rows.size()), src.dim(1), dst.data_as<float>(), row_stride_floats(dst),
                     stream_);
 }
 
