@@ -32,6 +32,8 @@ constexpr int kMaxRows = 6;  // rows x column groups per register tile: 24 accum
 constexpr int kMaxGroups = 4;
 constexpr int64_t kChunkSteps = 128;           // k steps of a 4-group panel per pass: 32 KiB of f32
 constexpr int64_t kPanelRows = 32 * kMaxRows;  // rows whose x and y stay cached per pass
+constexpr int kPrefetchMaxRows = 2;             // tiles this small stream weights: prefetch them
+constexpr int64_t kPrefetchBytes = 2048;        // how far ahead in each group's stream
 
 // kF32: f32 steps (the F32 layout, or a chunk converted from F16 / BF16). kF16: f16 steps.
 // kBf16: bf16 pairs, widened in registers. kBf16Dp: bf16 pairs through vdpbf16ps.
@@ -55,6 +57,18 @@ template <Kind K, int R, int C>
 inline void fp_tile(const uint8_t* const* groups, int64_t steps, const void* const* xs,
                     __m512 (*acc)[C]) {
   for (int64_t t = 0; t < steps; ++t) {
+    if constexpr (R <= kPrefetchMaxRows) {
+      // Decode streams C groups from DRAM with little arithmetic per byte: prefetch each
+      // stream kPrefetchBytes ahead, one line per 64 bytes consumed.
+      constexpr int64_t kStep = K == Kind::kF16 ? 32 : 64;  // bytes of a group per step
+      if ((t * kStep) % 64 == 0) {
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) {
+          _mm_prefetch(reinterpret_cast<const char*>(groups[c] + t * kStep + kPrefetchBytes),
+                       _MM_HINT_T0);
+        }
+      }
+    }
     if constexpr (K == Kind::kF32 || K == Kind::kF16) {
       __m512 w[C];
 #pragma GCC unroll 4
