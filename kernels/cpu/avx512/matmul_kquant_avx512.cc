@@ -131,6 +131,8 @@ inline void all_pairs(const uint8_t* pb, const int8_t* const* qs, const KqActMet
 }
 
 // R rows x one panel (16 columns, lanes in `mask`) over blocks [b_begin, b_end).
+constexpr int kPrefetchMaxRows = 2;  // tiles this small stream the weights: prefetch them
+
 template <class F, int R>
 void tile(const uint8_t* panel, int64_t b_begin, int64_t b_end, const uint8_t* const* rows,
           int64_t k, float* const* ys, const float* bias16, __mmask16 mask, bool first, bool last) {
@@ -140,6 +142,15 @@ void tile(const uint8_t* panel, int64_t b_begin, int64_t b_end, const uint8_t* c
   for (int r = 0; r < R; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, ys[r]);
   for (int64_t b = b_begin; b < b_end; ++b) {
     const uint8_t* pb = panel + (b - b_begin) * Pack::kBytes;
+    if constexpr (R <= kPrefetchMaxRows) {
+      // Decode streams the panels from DRAM with little arithmetic per byte: fetch the block
+      // after next (blocks, then panels, are contiguous) while this one is computed.
+      const uint8_t* ahead = pb + 2 * Pack::kBytes;
+#pragma GCC unroll 8
+      for (int l = 0; l < (Pack::kBytes + 63) / 64; ++l) {
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + 64 * l), _MM_HINT_T0);
+      }
+    }
     const int8_t* qs[R];
     const KqActMeta* meta[R];
     __m512i s[R];
