@@ -3,6 +3,10 @@
 // wait instead; they are covered by the scheduler and engine API tests.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
 #include "core/error.h"
 #include "engine_test_util.h"
 
@@ -26,6 +30,34 @@ TEST(EngineClientLimits, OutstandingLimitRefusesWithBusyAndRecovers) {
   config.quotas["shell"].max_outstanding = 2;
   Engine engine(model, config);
 
+  // A gate request parks the engine thread in its first token's callback, so the shell's
+  // requests stay outstanding however fast the engine is, until the gate opens.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool parked = false, open = false;
+  EngineRequest gate;
+  gate.prompt = "Once";
+  gate.max_tokens = 1;
+  gate.client_id = "gate";
+  gate.on_event = [&](const TokenEvent& ev) {
+    if (ev.finished) return;
+    std::unique_lock<std::mutex> lk(mu);
+    parked = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return open; });
+  };
+  engine.submit(std::move(gate));
+  auto open_gate = [&] {
+    std::lock_guard<std::mutex> lk(mu);
+    open = true;
+    cv.notify_all();
+  };
+  {
+    std::unique_lock<std::mutex> lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(60), [&] { return parked; }))
+        << "the gate request never produced a token";
+  }
+
   EngineRequest r;
   r.prompt = "Once upon a time";
   r.max_tokens = 8;
@@ -34,11 +66,13 @@ TEST(EngineClientLimits, OutstandingLimitRefusesWithBusyAndRecovers) {
   const uint64_t b = engine.submit(r);
   try {
     engine.submit(r);
+    open_gate();
     FAIL() << "a third outstanding request was accepted";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), StatusCode::kBusy);
     EXPECT_NE(std::string(e.what()).find("shell"), std::string::npos) << e.what();
   }
+  open_gate();
   // Other clients are not affected by the shell's limit.
   EngineRequest other = r;
   other.client_id = "assistant";
