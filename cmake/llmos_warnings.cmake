@@ -14,3 +14,16 @@ if(LLMOS_SANITIZE)
     $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer>)
   target_link_options(llmos_compile_options INTERFACE -fsanitize=address,undefined)
 endif()
+
+# A program that uses llmos as an application would: the public headers and the shared library,
+# warnings as errors; under LLMOS_SANITIZE it carries the sanitizer runtime the instrumented
+# library needs. Examples and the C API test are built this way.
+function(llmos_public_api_program target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  target_link_libraries(${target} PRIVATE llmos Threads::Threads)
+  if(LLMOS_SANITIZE)
+    target_compile_options(${target} PRIVATE
+      -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

@@ -28,6 +28,33 @@ void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   LLMOS_CHECK_ARG(a.shape() == b.shape(), op, ": shape mismatch ", a.describe(), " vs ", b.describe());
 }
 
+// The rotation a RopeSpec describes fits heads of head_dim.
+void check_rope_spec(const RopeSpec& rope, int head_dim, const char* op) {
+  LLMOS_CHECK_ARG(rope.rot_dim > 0 && rope.rot_dim % 2 == 0 && rope.rot_dim <= head_dim, op,
+                  ": rotated dimension count ", rope.rot_dim, " must be even and <= head_dim ",
+                  head_dim);
+  LLMOS_CHECK_ARG(static_cast<int>(rope.inv_freq.size()) == rope.rot_dim / 2, op, ": expected ",
+                  rope.rot_dim / 2, " frequencies, got ", rope.inv_freq.size());
+}
+
+// K and V rows of `layer` fit the cache, one slot per row, every slot inside the cache.
+void check_kv_write(const KvCacheSpec& spec, int layer, const Tensor& k, const Tensor& v,
+                    std::span<const int64_t> slots, const char* op) {
+  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, op, ": layer ", layer, " out of range");
+  check_activation(k, op, "k");
+  check_activation(v, op, "v");
+  check_same_shape(k, v, op);
+  LLMOS_CHECK_ARG(k.dim(1) == static_cast<int64_t>(spec.num_kv_heads) * spec.head_dim, op, ": k ",
+                  k.describe(), " does not match ", spec.num_kv_heads, " KV heads of ",
+                  spec.head_dim);
+  LLMOS_CHECK_ARG(static_cast<int64_t>(slots.size()) == k.dim(0), op, ": ", slots.size(),
+                  " slots for ", k.dim(0), " rows");
+  for (int64_t s : slots) {
+    LLMOS_CHECK_ARG(s >= 0 && s / spec.block_size < spec.num_blocks, op, ": slot ", s,
+                    " is outside the cache");
+  }
+}
+
 }  // namespace
 
 Tensor Backend::alloc_zeros(const std::vector<int64_t>& shape, DType dtype) {
@@ -79,11 +106,7 @@ void Backend::rope(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
   check_activation(x, "rope", "x");
   LLMOS_CHECK_ARG(heads > 0 && head_dim > 0 && x.dim(1) == static_cast<int64_t>(heads) * head_dim,
                   "rope: x ", x.describe(), " is not [T, ", heads, " * ", head_dim, "]");
-  LLMOS_CHECK_ARG(rope.rot_dim > 0 && rope.rot_dim % 2 == 0 && rope.rot_dim <= head_dim,
-                  "rope: rotated dimension count ", rope.rot_dim, " must be even and <= head_dim ",
-                  head_dim);
-  LLMOS_CHECK_ARG(static_cast<int>(rope.inv_freq.size()) == rope.rot_dim / 2,
-                  "rope: expected ", rope.rot_dim / 2, " frequencies, got ", rope.inv_freq.size());
+  check_rope_spec(rope, head_dim, "rope");
   LLMOS_CHECK_ARG(static_cast<int64_t>(positions.size()) == x.dim(0), "rope: ", positions.size(),
                   " positions for ", x.dim(0), " rows");
   rope_impl(x, heads, head_dim, rope, positions);
@@ -91,20 +114,7 @@ void Backend::rope(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
 
 void Backend::write_kv(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
                        std::span<const int64_t> slots) {
-  const KvCacheSpec& spec = cache.spec();
-  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, "write_kv: layer ", layer, " out of range");
-  check_activation(k, "write_kv", "k");
-  check_activation(v, "write_kv", "v");
-  check_same_shape(k, v, "write_kv");
-  LLMOS_CHECK_ARG(k.dim(1) == static_cast<int64_t>(spec.num_kv_heads) * spec.head_dim,
-                  "write_kv: k ", k.describe(), " does not match ", spec.num_kv_heads,
-                  " KV heads of ", spec.head_dim);
-  LLMOS_CHECK_ARG(static_cast<int64_t>(slots.size()) == k.dim(0), "write_kv: ", slots.size(),
-                  " slots for ", k.dim(0), " rows");
-  for (int64_t s : slots) {
-    LLMOS_CHECK_ARG(s >= 0 && s / spec.block_size < spec.num_blocks, "write_kv: slot ", s,
-                    " is outside the cache");
-  }
+  check_kv_write(cache.spec(), layer, k, v, slots, "write_kv");
   write_kv_impl(cache, layer, k, v, slots);
 }
 
@@ -209,7 +219,7 @@ void Backend::rope_write_kv(KvCache& cache, int layer, Tensor& q, int num_heads,
                             const Tensor& v, const RopeSpec& rope,
                             std::span<const int32_t> positions, std::span<const int64_t> slots) {
   const KvCacheSpec& spec = cache.spec();
-  // The same checks as rope() on both operands and write_kv(), once each.
+  // The checks of rope() on q and k and of write_kv(), once each.
   LLMOS_CHECK_ARG(positions.size() == slots.size(), "rope_write_kv: ", positions.size(),
                   " positions for ", slots.size(), " slots");
   check_activation(q, "rope_write_kv", "q");
@@ -217,24 +227,8 @@ void Backend::rope_write_kv(KvCache& cache, int layer, Tensor& q, int num_heads,
                       q.dim(1) == static_cast<int64_t>(num_heads) * spec.head_dim,
                   "rope_write_kv: q ", q.describe(), " is not [", k.dim(0), ", ", num_heads, " * ",
                   spec.head_dim, "]");
-  LLMOS_CHECK_ARG(rope.rot_dim > 0 && rope.rot_dim % 2 == 0 && rope.rot_dim <= spec.head_dim,
-                  "rope_write_kv: rotated dimension count ", rope.rot_dim,
-                  " must be even and <= head_dim ", spec.head_dim);
-  LLMOS_CHECK_ARG(static_cast<int>(rope.inv_freq.size()) == rope.rot_dim / 2, "rope_write_kv: expected ",
-                  rope.rot_dim / 2, " frequencies, got ", rope.inv_freq.size());
-  LLMOS_CHECK_ARG(layer >= 0 && layer < spec.num_layers, "rope_write_kv: layer ", layer, " out of range");
-  check_activation(k, "rope_write_kv", "k");
-  check_activation(v, "rope_write_kv", "v");
-  check_same_shape(k, v, "rope_write_kv");
-  LLMOS_CHECK_ARG(k.dim(1) == static_cast<int64_t>(spec.num_kv_heads) * spec.head_dim,
-                  "rope_write_kv: k ", k.describe(), " does not match ", spec.num_kv_heads,
-                  " KV heads of ", spec.head_dim);
-  LLMOS_CHECK_ARG(static_cast<int64_t>(slots.size()) == k.dim(0), "rope_write_kv: ", slots.size(),
-                  " slots for ", k.dim(0), " rows");
-  for (int64_t s : slots) {
-    LLMOS_CHECK_ARG(s >= 0 && s / spec.block_size < spec.num_blocks, "rope_write_kv: slot ", s,
-                    " is outside the cache");
-  }
+  check_rope_spec(rope, spec.head_dim, "rope_write_kv");
+  check_kv_write(spec, layer, k, v, slots, "rope_write_kv");
   rope_write_kv_impl(cache, layer, q, num_heads, k, v, rope, positions, slots);
 }
 

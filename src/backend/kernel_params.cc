@@ -6,6 +6,35 @@
 
 namespace llmos {
 
+kernels::RmsNormParams rms_norm_params(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  kernels::RmsNormParams p;
+  p.x = x.data_as<const float>();
+  p.x_stride = row_stride_floats(x);
+  p.weight = weight.data_as<const float>();
+  p.y = y.data_as<float>();
+  p.y_stride = row_stride_floats(y);
+  p.rows = x.dim(0);
+  p.dim = x.dim(1);
+  p.eps = eps;
+  return p;
+}
+
+kernels::RopeParams rope_params(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
+                                std::span<const int32_t> positions) {
+  kernels::RopeParams p;
+  p.x = x.data_as<float>();
+  p.x_stride = row_stride_floats(x);
+  p.rows = x.dim(0);
+  p.heads = heads;
+  p.head_dim = head_dim;
+  p.rot_dim = rope.rot_dim;
+  p.positions = positions.data();
+  p.inv_freq = rope.inv_freq.data();
+  p.attn_factor = rope.attn_factor;
+  p.neox = rope.neox;
+  return p;
+}
+
 kernels::WriteKvParams write_kv_params(KvCache& cache, int layer, const Tensor& k, const Tensor& v,
                                        std::span<const int64_t> slots) {
   const KvCacheSpec& spec = cache.spec();

@@ -109,15 +109,7 @@ void CpuBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Ten
 }
 
 void CpuBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
-  kernels::RmsNormParams p;
-  p.x = x.data_as<const float>();
-  p.x_stride = row_stride_floats(x);
-  p.weight = weight.data_as<const float>();
-  p.y = y.data_as<float>();
-  p.y_stride = row_stride_floats(y);
-  p.rows = x.dim(0);
-  p.dim = x.dim(1);
-  p.eps = eps;
+  const kernels::RmsNormParams p = rms_norm_params(x, weight, eps, y);
   if (!reference_) {
     pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
@@ -134,17 +126,7 @@ void CpuBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps,
 
 void CpuBackend::rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& rope,
                            std::span<const int32_t> positions) {
-  kernels::RopeParams p;
-  p.x = x.data_as<float>();
-  p.x_stride = row_stride_floats(x);
-  p.rows = x.dim(0);
-  p.heads = heads;
-  p.head_dim = head_dim;
-  p.rot_dim = rope.rot_dim;
-  p.positions = positions.data();
-  p.inv_freq = rope.inv_freq.data();
-  p.attn_factor = rope.attn_factor;
-  p.neox = rope.neox;
+  const kernels::RopeParams p = rope_params(x, heads, head_dim, rope, positions);
   if (!reference_) {
     const double* table = rope_table(rope, positions);
     pool_.parallel_for(p.rows, 4, [&](int, int64_t begin, int64_t end) {
@@ -340,16 +322,8 @@ void CpuBackend::rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int nu
     Backend::rope_write_kv_impl(cache, layer, q, num_heads, k, v, rope, positions, slots);
     return;
   }
-  const KvCacheSpec& spec = cache.spec();
   const double* table = rope_table(rope, positions);
-  kernels::RopeParams qp;
-  qp.x = q.data_as<float>();
-  qp.x_stride = row_stride_floats(q);
-  qp.rows = q.dim(0);
-  qp.heads = num_heads;
-  qp.head_dim = spec.head_dim;
-  qp.rot_dim = rope.rot_dim;
-  qp.neox = rope.neox;
+  const kernels::RopeParams qp = rope_params(q, num_heads, cache.spec().head_dim, rope, positions);
   const kernels::WriteKvParams wp = write_kv_params(cache, layer, k, v, slots);
   kernels::cpu::KvRope kr;
   kr.positions = positions.data();

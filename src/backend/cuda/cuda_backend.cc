@@ -213,15 +213,7 @@ void CudaBackend::rms_norm_impl(const Tensor& x, const Tensor& weight, float eps
   check_on_device(y, "rms_norm", "y");
   check_rows(x.dim(0), "rms_norm");
   activate();
-  kernels::RmsNormParams p;
-  p.x = x.data_as<const float>();
-  p.x_stride = row_stride_floats(x);
-  p.weight = weight.data_as<const float>();
-  p.y = y.data_as<float>();
-  p.y_stride = row_stride_floats(y);
-  p.rows = x.dim(0);
-  p.dim = x.dim(1);
-  p.eps = eps;
+  const kernels::RmsNormParams p = rms_norm_params(x, weight, eps, y);
   LLMOS_CUDA_LAUNCH(kernels::cuda::rms_norm_cuda, p, stream_);
 }
 
@@ -230,19 +222,11 @@ void CudaBackend::rope_impl(Tensor& x, int heads, int head_dim, const RopeSpec& 
   check_on_device(x, "rope", "x");
   check_rows(x.dim(0), "rope");
   activate();
-  kernels::RopeParams p;
-  p.x = x.data_as<float>();
-  p.x_stride = row_stride_floats(x);
-  p.rows = x.dim(0);
-  p.heads = heads;
-  p.head_dim = head_dim;
-  p.rot_dim = rope.rot_dim;
+  kernels::RopeParams p = rope_params(x, heads, head_dim, rope, positions);
   p.positions = static_cast<const int32_t*>(
       uploads_->upload(cuda::UploadSlot::kPositions, positions.data(), positions.size_bytes(), stream_));
   p.inv_freq = static_cast<const float*>(uploads_->upload(
       cuda::UploadSlot::kInvFreq, rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float), stream_));
-  p.attn_factor = rope.attn_factor;
-  p.neox = rope.neox;
   LLMOS_CUDA_LAUNCH(kernels::cuda::rope_cuda, p, stream_);
 }
 
