@@ -68,35 +68,71 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-// Claims range `range` of job `generation`; false if someone already did. Generations only
-// grow, so a worker that wakes up late, after its job ended, can never claim a range of it
-// (all its ranges were claimed) nor of a later job (its generation is older).
-bool ThreadPool::claim(int range, uint64_t generation) {
-  uint64_t seen = claimed_[range].load(std::memory_order_acquire);
+namespace {
+
+// The shared-chunk counter: the job's generation (low 32 bits) | chunk count | next chunk.
+constexpr uint64_t kCountMask = 0xffff;
+static_assert(1024 * ThreadPool::kChunksPerThread <= kCountMask, "chunk counts fit 16 bits");
+
+uint64_t shared_counter(uint64_t generation, int chunks, int next) {
+  return (generation << 32) | (static_cast<uint64_t>(chunks) << 16) | static_cast<uint64_t>(next);
+}
+
+}  // namespace
+
+// Claims thread `thread`'s starting chunk of job `generation`; false if someone already did.
+// Generations only grow, so a worker that wakes up late, after its job ended, can never claim a
+// chunk of it (all its chunks were claimed) nor of a later job (its generation is older).
+bool ThreadPool::claim_start(int thread, uint64_t generation) {
+  uint64_t seen = claimed_[thread].load(std::memory_order_acquire);
   while (seen < generation) {
-    if (claimed_[range].compare_exchange_weak(seen, generation, std::memory_order_acq_rel)) {
+    if (claimed_[thread].compare_exchange_weak(seen, generation, std::memory_order_acq_rel)) {
       return true;
     }
   }
   return false;
 }
 
-void ThreadPool::run_range(int range) {
-  // Read the job before finishing it: once the last range is counted the caller may return
+// Claims the next shared chunk of job `generation`, if any is left.
+bool ThreadPool::claim_shared(uint64_t generation, int* chunk) {
+  uint64_t seen = next_shared_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((seen >> 32) != (generation & 0xffffffffu)) return false;  // another job's counter
+    const int next = static_cast<int>(seen & kCountMask);
+    if (next >= static_cast<int>((seen >> 16) & kCountMask)) return false;
+    if (next_shared_.compare_exchange_weak(seen, seen + 1, std::memory_order_acq_rel)) {
+      *chunk = next;
+      return true;
+    }
+  }
+}
+
+void ThreadPool::run_chunk(int thread, int chunk) {
+  // Read the job before finishing it: once the last chunk is counted the caller may return
   // and publish the next job.
-  const int parts = job_parts_;
+  const int chunks = job_chunks_;
   const std::function<void(int, int64_t, int64_t)>& job = *job_;
   int64_t begin, end;
-  part_range(job_n_, parts, range, &begin, &end);
+  part_range(job_n_, chunks, chunk, &begin, &end);
   try {
-    job(range, begin, end);
+    job(thread, begin, end);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!first_error_) first_error_ = std::current_exception();
   }
-  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == parts) {
+  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (caller_waiting_) work_done_.notify_one();
+  }
+}
+
+void ThreadPool::run_chunks(int thread, uint64_t generation, int threads) {
+  if (claim_start(thread, generation)) run_chunk(thread, thread);
+  int chunk;
+  while (claim_shared(generation, &chunk)) run_chunk(thread, chunk);
+  // Starting chunks of threads that have not begun (asleep, or not scheduled on a busy host).
+  for (int other = 0; other < threads; ++other) {
+    if (other != thread && claim_start(other, generation)) run_chunk(thread, other);
   }
 }
 
@@ -114,15 +150,15 @@ void ThreadPool::worker_loop(int index) {
       --sleepers_;
     }
     if (stopping_.load(std::memory_order_acquire)) return;
-    int parts;
+    int threads;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       seen = generation_.load(std::memory_order_acquire);
-      parts = job_parts_;
+      threads = job_threads_;
     }
-    // A successful claim means job `seen` is still running (its caller waits for every range),
-    // so job_, job_n_ and job_parts_ stay those of `seen` while the range runs.
-    if (index < parts && claim(index, seen)) run_range(index);
+    // A successful claim means job `seen` is still running (its caller waits for every chunk),
+    // so the job's fields stay those of `seen` while the chunk runs.
+    if (index < threads) run_chunks(index, seen, threads);
   }
 }
 
@@ -130,29 +166,32 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int, int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
-  // Floor division: every part then gets at least `grain` items (n / parts >= grain), as the
+  // Floor division: every chunk then gets at least `grain` items (n / chunks >= grain), as the
   // header promises; rounding up would split 10 items with grain 4 into 4 + 3 + 3.
-  const int parts = static_cast<int>(std::min<int64_t>(num_threads_, n / grain));
-  if (parts <= 1 || workers_.empty()) {
+  const int threads = static_cast<int>(std::min<int64_t>(num_threads_, n / grain));
+  if (threads <= 1 || workers_.empty()) {
     fn(0, 0, n);
     return;
   }
+  const int chunks =
+      static_cast<int>(std::min<int64_t>(int64_t{threads} * kChunksPerThread, n / grain));
   uint64_t generation;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    generation = generation_.load(std::memory_order_relaxed) + 1;
+    // The counter first: a late worker of the previous job sees another generation in it.
+    next_shared_.store(shared_counter(generation, chunks, threads), std::memory_order_release);
     job_ = &fn;
     job_n_ = n;
-    job_parts_ = parts;
+    job_threads_ = threads;
+    job_chunks_ = chunks;
     done_.store(0, std::memory_order_relaxed);
     first_error_ = nullptr;
-    generation = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    generation_.store(generation, std::memory_order_release);
     if (sleepers_ > 0) work_ready_.notify_all();
   }
-  // The first range, then whatever no worker has started.
-  for (int r = 0; r < parts; ++r) {
-    if (claim(r, generation)) run_range(r);
-  }
-  auto done = [&] { return done_.load(std::memory_order_acquire) == parts; };
+  run_chunks(0, generation, threads);
+  auto done = [&] { return done_.load(std::memory_order_acquire) == chunks; };
   if (!spin_until(spin_, done)) {
     std::unique_lock<std::mutex> lock(mutex_);
     caller_waiting_ = true;

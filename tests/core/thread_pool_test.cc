@@ -58,7 +58,7 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
   }
 }
 
-TEST(ThreadPool, RangesAreContiguousAndRespectGrain) {
+TEST(ThreadPool, ChunksAreContiguousAndRespectGrain) {
   for (int threads : {2, 3, 4, 8}) {
     ThreadPool pool(threads);
     for (int64_t n : {1, 2, 3, 4, 5, 7, 10, 16, 33, 257}) {
@@ -66,31 +66,63 @@ TEST(ThreadPool, RangesAreContiguousAndRespectGrain) {
         const auto ranges = record_ranges(pool, n, grain);
         const std::string where = "n " + std::to_string(n) + " grain " + std::to_string(grain) +
                                   " threads " + std::to_string(threads);
-        ASSERT_FALSE(ranges.empty()) << where;
-        EXPECT_LE(ranges.size(), static_cast<size_t>(threads)) << where;
+        // As many threads as the grain allows take part, each with up to kChunksPerThread chunks.
+        const int64_t taking_part = std::max<int64_t>(1, std::min<int64_t>(threads, n / grain));
+        const int64_t expected_chunks =
+            taking_part == 1 ? 1
+                             : std::min<int64_t>(taking_part * ThreadPool::kChunksPerThread, n / grain);
+        ASSERT_EQ(static_cast<int64_t>(ranges.size()), expected_chunks) << where;
         EXPECT_EQ(ranges.front().begin, 0) << where;
         EXPECT_EQ(ranges.back().end, n) << where;
-        std::set<int> thread_ids;
         for (size_t i = 0; i < ranges.size(); ++i) {
           EXPECT_LT(ranges[i].begin, ranges[i].end) << where;  // no empty calls
           if (i > 0) {
             EXPECT_EQ(ranges[i].begin, ranges[i - 1].end) << where;
           }
-          // More than one range only when each can have at least `grain` items.
+          // More than one chunk only when each can have at least `grain` items.
           if (ranges.size() > 1) {
             EXPECT_GE(ranges[i].end - ranges[i].begin, grain) << where;
           }
           EXPECT_GE(ranges[i].thread, 0) << where;
-          EXPECT_LT(ranges[i].thread, threads) << where;
-          thread_ids.insert(ranges[i].thread);
+          EXPECT_LT(ranges[i].thread, taking_part) << where;
         }
-        EXPECT_EQ(thread_ids.size(), ranges.size()) << "thread index reused: " << where;
-        // It does split when it can.
-        const int64_t expected_parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / grain));
-        EXPECT_EQ(static_cast<int64_t>(ranges.size()), expected_parts) << where;
       }
     }
   }
+}
+
+// Per-thread scratch indexed by the thread index is safe: no index is ever in two calls at once,
+// however the chunks are shared out. And a slowed thread's share is taken over by the others:
+// the caller's first chunk waits (bounded) until every other chunk has run, which only works
+// if the other threads run the shared chunks without it.
+TEST(ThreadPool, ThreadIndexIsNeverInTwoCallsAtOnceAndSlowThreadsAreHelped) {
+  const int threads = 4;
+  const int chunks = threads * ThreadPool::kChunksPerThread;
+  ThreadPool pool(threads);
+  std::vector<std::atomic<int>> in_use(threads);
+  std::atomic<bool> overlap{false};
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> finished{0};
+    std::atomic<bool> helped{true};
+    pool.parallel_for(64, 1, [&](int thread, int64_t begin, int64_t) {
+      if (in_use[static_cast<size_t>(thread)].fetch_add(1) != 0) overlap = true;
+      if (begin == 0) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (finished.load() < chunks - 1) {
+          if (std::chrono::steady_clock::now() > deadline) {
+            helped = false;
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+      }
+      in_use[static_cast<size_t>(thread)].fetch_sub(1);
+      finished.fetch_add(1);
+    });
+    EXPECT_TRUE(helped.load()) << "round " << round;
+    EXPECT_EQ(finished.load(), chunks);
+  }
+  EXPECT_FALSE(overlap.load());
 }
 
 TEST(ThreadPool, NothingToDo) {
@@ -110,7 +142,7 @@ TEST(ThreadPool, HugeCountsDoNotOverflow) {
   EXPECT_EQ(one[0].begin, 0);
   EXPECT_EQ(one[0].end, max);
   auto many = record_ranges(pool, max, 1);
-  ASSERT_EQ(many.size(), 4u);
+  ASSERT_EQ(many.size(), static_cast<size_t>(4 * ThreadPool::kChunksPerThread));
   EXPECT_EQ(many.back().end, max);
   for (size_t i = 1; i < many.size(); ++i) EXPECT_EQ(many[i].begin, many[i - 1].end);
 }
@@ -170,18 +202,19 @@ TEST(ThreadPool, ExceptionsPropagateAndPoolStaysUsable) {
   for (int thrower = 0; thrower < 4; ++thrower) {
     std::vector<std::atomic<int>> hits(400);
     try {
-      pool.parallel_for(400, 1, [&](int thread, int64_t begin, int64_t end) {
+      // The chunk holding item 100 * thrower throws (whichever thread runs it).
+      pool.parallel_for(400, 1, [&](int, int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
-        if (thread == thrower) {
-          throw_error(StatusCode::kIo, "failure in thread ", thread);
+        if (begin <= 100 * thrower && 100 * thrower < end) {
+          throw_error(StatusCode::kIo, "failure at item ", 100 * thrower);
         }
       });
-      ADD_FAILURE() << "no exception from thread " << thrower;
+      ADD_FAILURE() << "no exception from the chunk of item " << 100 * thrower;
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), StatusCode::kIo);
-      EXPECT_EQ(e.message(), "failure in thread " + std::to_string(thrower));
+      EXPECT_EQ(e.message(), "failure at item " + std::to_string(100 * thrower));
     }
-    // Every other range still ran to completion before parallel_for returned.
+    // Every other chunk still ran to completion before parallel_for returned.
     for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i].load(), 1) << i;
     // And the pool still works.
     std::atomic<int64_t> sum{0};
@@ -192,14 +225,14 @@ TEST(ThreadPool, ExceptionsPropagateAndPoolStaysUsable) {
     });
     EXPECT_EQ(sum.load(), 999 * 1000 / 2);
   }
-  // All ranges throwing: exactly one exception comes out.
+  // All chunks throwing: exactly one exception comes out.
   EXPECT_THROW(
       pool.parallel_for(8, 1, [](int, int64_t, int64_t) { throw std::logic_error("all"); }),
       std::logic_error);
   // A non-std exception type is carried too.
   EXPECT_THROW(pool.parallel_for(8, 1,
-                                 [](int thread, int64_t, int64_t) {
-                                   if (thread == 3) throw 42;
+                                 [](int, int64_t begin, int64_t) {
+                                   if (begin == 3) throw 42;
                                  }),
                int);
   std::atomic<int> calls{0};
@@ -237,7 +270,7 @@ TEST(ThreadPool, ManyRapidConsecutiveJobs) {
   int64_t total = 0;
   for (int64_t v : data) total += v;
   EXPECT_EQ(total, expected);
-  // Each index was written by exactly one range per job, so counts are exact per index too.
+  // Each index was written by exactly one chunk per job, so counts are exact per index too.
   for (size_t i = 0; i < data.size(); ++i) {
     int64_t want = 0;
     for (int job = 0; job < 20000; ++job) want += (static_cast<int64_t>(i) < 1 + job % 64) ? 1 : 0;
