@@ -185,19 +185,7 @@ void CudaBackend::matmul_impl(const Tensor& weight, const Tensor* bias, const Te
   check_rows(x.dim(0), "matmul");
   activate();
   if (x.dim(0) <= kernels::cuda::kGemvMaxRows) {
-    kernels::MatmulParams p;
-    p.weight = weight.data();
-    p.weight_dtype = weight.dtype();
-    p.weight_row_bytes = weight.stride_bytes(0);
-    p.bias = bias != nullptr ? bias->data_as<const float>() : nullptr;
-    p.x = x.data_as<const float>();
-    p.x_stride = row_stride_floats(x);
-    p.y = y.data_as<float>();
-    p.y_stride = row_stride_floats(y);
-    p.m = x.dim(0);
-    p.n = weight.dim(0);
-    p.k = weight.dim(1);
-    LLMOS_CUDA_LAUNCH(kernels::cuda::gemv_cuda, p, stream_);
+    matmul_gemv(weight, bias, x, y);
     return;
   }
   matmul_cublas(weight, x, y);

@@ -72,6 +72,9 @@ class CudaBackend final : public Backend {
   void check_on_device(const Tensor& t, const char* op, const char* operand) const;
   // Device scratch of at least `bytes`, valid until the next call (stream-ordered reuse).
   void* scratch(size_t bytes);
+  // matmul_impl's two paths (cuda_matmul.cc): decode-sized calls on the GEMV kernels, the
+  // rest on cuBLAS.
+  void matmul_gemv(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y);
   void matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y);
 
   int index_ = 0;

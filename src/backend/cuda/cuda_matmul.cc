@@ -1,5 +1,5 @@
-// Matmuls with more than kGemvMaxRows activation rows (prefill) on cuBLAS, f32 accumulation
-// (CUBLAS_COMPUTE_32F) throughout:
+// Matmuls of the CUDA backend. Up to kGemvMaxRows activation rows (decode): the GEMV kernels.
+// More rows (prefill): cuBLAS, f32 accumulation (CUBLAS_COMPUTE_32F) throughout:
 //   f32 weights:        cublasGemmEx, A/B/C f32 (no TF32: exact enough for greedy parity);
 //   f16 / bf16 weights: the activations converted to the weight's type, C f32;
 //   quantized weights:  dequantized to f16 in panels of rows (bounded scratch), activations
@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/kernel_params.h"
 #include "kernels/cuda/matmul_cuda.h"
 
 namespace llmos {
@@ -36,6 +37,22 @@ void check_kernel(cudaError_t err, const char* kernel) {
 }
 
 }  // namespace
+
+void CudaBackend::matmul_gemv(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+  kernels::MatmulParams p;
+  p.weight = weight.data();
+  p.weight_dtype = weight.dtype();
+  p.weight_row_bytes = weight.stride_bytes(0);
+  p.bias = bias != nullptr ? bias->data_as<const float>() : nullptr;
+  p.x = x.data_as<const float>();
+  p.x_stride = row_stride_floats(x);
+  p.y = y.data_as<float>();
+  p.y_stride = row_stride_floats(y);
+  p.m = x.dim(0);
+  p.n = weight.dim(0);
+  p.k = weight.dim(1);
+  check_kernel(kernels::cuda::gemv_cuda(p, stream_), "gemv_cuda");
+}
 
 void CudaBackend::matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y) {
   const int64_t m = x.dim(0), n = weight.dim(0), k = weight.dim(1);
