@@ -297,6 +297,20 @@ RequestResult Engine::wait(uint64_t id) {
   return std::move(ch->result);
 }
 
+std::optional<RequestResult> Engine::wait_for(uint64_t id, std::chrono::milliseconds timeout) {
+  LLMOS_CHECK_ARG(timeout.count() >= 0, "wait_for: timeout must be >= 0 ms, got ", timeout.count());
+  std::unique_lock<std::mutex> lk(mu_);
+  std::shared_ptr<Channel> ch = channel(id);
+  if (!ch->cv.wait_for(lk, timeout, [&] { return ch->ended || ch->released; })) {
+    return std::nullopt;
+  }
+  if (ch->released) {
+    throw_error(StatusCode::kNotFound, "request ", id, " was released by another thread");
+  }
+  release_channel(id, *ch);
+  return std::move(ch->result);
+}
+
 std::vector<RequestResult> Engine::generate(const std::vector<std::string>& prompts,
                                             const EngineRequest& settings) {
   std::vector<uint64_t> ids;

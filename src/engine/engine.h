@@ -122,6 +122,10 @@ class Engine {
   // Blocks until `id` ends; returns its result and releases it. kNotFound as
   // above.
   RequestResult wait(uint64_t id);
+  // wait() for at most `timeout`: nullopt if the request has not ended by then
+  // (it keeps running and stays waitable), so a caller can look for
+  // interruptions between tries.
+  std::optional<RequestResult> wait_for(uint64_t id, std::chrono::milliseconds timeout);
   // Submits every prompt with the same settings, waits for all; results in
   // input order.
   std::vector<RequestResult> generate(const std::vector<std::string>& prompts,

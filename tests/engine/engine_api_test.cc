@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -521,6 +522,45 @@ TEST_F(EngineApi, ConcurrentWaitersGetTheResultOnce) {
     EXPECT_EQ(results, std::vector<size_t>{40}) << "round " << round;
     EXPECT_EQ(not_found, 1) << "round " << round;
   }
+  expect_idle(engine);
+}
+
+// wait_for gives up after its timeout and leaves the request running and waitable; once the
+// request ends it returns the same result wait() would, and releases it.
+TEST_F(EngineApi, WaitForTimesOutWithoutReleasingTheRequest) {
+  Engine engine(model_, small_config());
+  // Parked in its first token's callback until released, so it cannot end during the timeout.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  EngineRequest parked = greedy(prompt(2), 6);
+  std::atomic<int> events{0};
+  parked.on_event = [&](const TokenEvent&) {
+    if (events.fetch_add(1) == 0) {
+      std::unique_lock<std::mutex> lk(mu);
+      cv.wait(lk, [&] { return go; });
+    }
+  };
+  engine.submit(std::move(parked));
+  const uint64_t id = engine.submit(greedy(prompt(1), 8));
+  EXPECT_FALSE(engine.wait_for(id, std::chrono::milliseconds(0)).has_value());
+  EXPECT_FALSE(engine.wait_for(id, std::chrono::milliseconds(30)).has_value());
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    go = true;
+  }
+  cv.notify_all();
+  std::optional<RequestResult> r;
+  for (int tries = 0; tries < 600 && !r; ++tries) r = engine.wait_for(id, std::chrono::milliseconds(100));
+  ASSERT_TRUE(r.has_value()) << "request did not end within a minute";
+  EXPECT_EQ(r->finish_reason, RequestFinishReason::kLength);
+  EXPECT_EQ(r->tokens, engine.wait(engine.submit(greedy(prompt(1), 8))).tokens);
+  expect_error(
+      StatusCode::kNotFound, [&] { engine.wait_for(id, std::chrono::milliseconds(0)); },
+      {std::to_string(id)}, "wait_for after release");
+  expect_error(
+      StatusCode::kInvalidArgument, [&] { engine.wait_for(id, std::chrono::milliseconds(-1)); },
+      {"timeout"}, "negative timeout");
   expect_idle(engine);
 }
 

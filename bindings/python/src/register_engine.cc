@@ -378,15 +378,25 @@ class PyEngine {
     return py::cast(PyTokenEvent{std::move(*ev)});
   }
 
+  // Blocks until the request ends. Ctrl-C raises KeyboardInterrupt within kPoll; the request
+  // keeps running and can be waited for (or cancelled) again.
   RequestResult wait(uint64_t id) {
     Lease e = lease("Engine.wait");
-    RequestResult res;
+    std::optional<RequestResult> res;
+    bool interrupted = false;
     {
       py::gil_scoped_release release;
-      res = e->wait(id);
+      while (!(res = e->wait_for(id, kPoll))) {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {
+          interrupted = true;
+          break;
+        }
+      }
     }
+    if (interrupted) throw py::error_already_set();
     tracker_->remove(id);
-    return res;
+    return std::move(*res);
   }
 
   py::object generate(const py::handle& prompts, const py::kwargs& kw) {

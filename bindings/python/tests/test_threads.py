@@ -160,3 +160,22 @@ def test_ctrl_c_interrupts_generate_and_cancels_its_requests(engine: llmos.Engin
     assert stats["kv"]["used_blocks"] == 0
     # The engine is still usable afterwards.
     assert engine.generate("The sun was", max_tokens=3, temperature=0.0)
+
+
+def test_ctrl_c_interrupts_wait_and_leaves_the_request_running(engine: llmos.Engine) -> None:
+    import _thread
+
+    request_id = engine.submit("Once upon a time", max_tokens=1800, ignore_eos=True)
+    timer = threading.Timer(0.2, _thread.interrupt_main)  # as if SIGINT arrived
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        engine.wait(request_id)
+    timer.join()
+    assert time.monotonic() - start < 30
+    # Still there: it can be cancelled and waited for, and then its blocks are free.
+    assert engine.cancel(request_id)
+    result = engine.wait(request_id)
+    assert result.finish_reason == "cancelled"
+    assert len(result.tokens) < 1800
+    assert engine.stats()["kv"]["used_blocks"] == 0
