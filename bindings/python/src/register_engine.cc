@@ -10,7 +10,13 @@
 #include <Python.h>
 
 #include <chrono>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <pybind11/stl.h>
@@ -18,6 +24,7 @@
 #include "bindings.h"
 #include "core/error.h"
 #include "engine/engine.h"
+#include "kv/context_snapshot.h"
 
 namespace llmos::python {
 namespace {
@@ -196,7 +203,19 @@ std::vector<std::string> strings_arg(const py::handle& value, const char* key) {
 
 // Request settings from keyword arguments (generate / submit / stream share them). Unknown
 // keywords are a TypeError, as for any Python function.
-EngineRequest request_from_kwargs(const py::kwargs& kw, bool allow_callback) {
+// A str or os.PathLike argument as a file system path.
+std::string path_arg(const py::handle& value, const char* what) {
+  py::object p = py::module_::import("os").attr("fspath")(value);
+  if (!py::isinstance<py::str>(p)) {
+    throw py::type_error(std::string(what) + ": expected a str or os.PathLike path, got " +
+                         type_name(value));
+  }
+  const std::string s = p.cast<std::string>();
+  LLMOS_CHECK_ARG(!s.empty(), what, ": the path is empty");
+  return s;
+}
+
+EngineRequest request_from_kwargs(const py::dict& kw, bool allow_callback) {
   EngineRequest r;
   py::handle seed = py::none();
   for (auto [key, value] : kw) {
@@ -327,8 +346,39 @@ class PyEngine {
 
   uint64_t submit(const py::handle& prompt, const py::kwargs& kw) {
     Lease e = lease("Engine.submit");
-    EngineRequest r = request_from_kwargs(kw, /*allow_callback=*/true);
-    set_prompt(r, prompt);
+    // The context switches (submit only): keep_context, resume_from=PATH.
+    py::dict rest;
+    bool keep_context = false;
+    std::optional<std::string> resume_path;
+    for (auto [key, value] : kw) {
+      const std::string k = py::str(key);
+      if (k == "keep_context") {
+        keep_context = cast_arg<bool>(value, "keep_context");
+      } else if (k == "resume_from") {
+        if (!value.is_none()) resume_path = path_arg(value, "resume_from");
+      } else {
+        rest[key] = value;
+      }
+    }
+    EngineRequest r = request_from_kwargs(rest, /*allow_callback=*/true);
+    r.keep_context = keep_context;
+    const bool empty_prompt = (py::isinstance<py::str>(prompt) || py::isinstance<py::list>(prompt) ||
+                               py::isinstance<py::tuple>(prompt)) &&
+                              py::len(prompt) == 0;
+    // Resuming, an empty prompt adds nothing to the saved history; a text prompt is tokenized
+    // without BOS (the engine's rule for continuations).
+    if (!(resume_path && empty_prompt)) set_prompt(r, prompt);
+    if (resume_path) {
+      py::gil_scoped_release release;
+      try {
+        r.resume = std::make_shared<const ContextSnapshot>(ContextSnapshot::load(*resume_path));
+      } catch (const Error& err) {
+        std::error_code ec;
+        if (err.code() == StatusCode::kIo && !std::filesystem::exists(*resume_path, ec))
+          throw NoSuchFileError(err.message(), *resume_path);
+        throw;
+      }
+    }
     const bool callback = static_cast<bool>(r.on_event);
     if (callback) {
       // The tracker forgets the request once its final callback ran.
@@ -437,6 +487,31 @@ class PyEngine {
     return stats_dict(e->stats());
   }
 
+  // Writes the context kept by an ended keep_context request to `path` and releases it. A
+  // failed write keeps the context here, so the call can be repeated with another path.
+  void save_snapshot(uint64_t id, const py::handle& path) {
+    Lease e = lease("Engine.save_snapshot");
+    const std::string file = path_arg(path, "path");
+    py::gil_scoped_release release;
+    std::shared_ptr<ContextSnapshot> snap;
+    {
+      std::lock_guard<std::mutex> lk(unsaved_mu_);
+      auto it = unsaved_.find(id);
+      if (it != unsaved_.end()) {
+        snap = std::move(it->second);
+        unsaved_.erase(it);
+      }
+    }
+    if (!snap) snap = e->take_snapshot(id);
+    try {
+      snap->save(file);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(unsaved_mu_);
+      unsaved_[id] = std::move(snap);
+      throw;
+    }
+  }
+
  private:
   void set_prompt(EngineRequest& r, const py::handle& prompt) const {
     if (py::isinstance<py::str>(prompt)) {
@@ -511,6 +586,8 @@ class PyEngine {
 
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<Tracker> tracker_ = std::make_shared<Tracker>();
+  std::mutex unsaved_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<ContextSnapshot>> unsaved_;  // failed saves
 };
 
 EngineConfig config_from_python(int64_t kv_cache_blocks, int64_t kv_cache_bytes, int block_size,
@@ -647,6 +724,10 @@ void register_engine(py::module_& m) {
            py::arg("timeout") = py::none())
       .def("wait", &PyEngine::wait, py::arg("request_id"))
       .def("generate", &PyEngine::generate, py::arg("prompts"))
+      .def("save_snapshot", &PyEngine::save_snapshot, py::arg("request_id"), py::arg("path"),
+           "Writes the context kept by an ended request submitted with keep_context=True (its "
+           "token history and K/V) to path, and releases it. submit(prompt, resume_from=path) "
+           "continues it, in this engine or another serving the same model.")
       .def("stats", &PyEngine::stats)
       .def("tokenize", [](const PyEngine& self, const py::handle& text, bool add_bos, bool parse_special) {
         Lease e = self.lease("Engine.tokenize");
