@@ -93,6 +93,30 @@ void bench_matmul(CudaBackend& b) {
   }
 }
 
+// The int8 GEMV (Q4_0 / Q8_0 decode) on the shapes of an 8B Llama layer and head, at 1 and 8
+// rows: few columns (1024, where the kernel splits k across warps to keep enough bytes in
+// flight), long rows (k = 14336) and many columns (32000). GB/s of weight bytes.
+void bench_gemv_q8(CudaBackend& b) {
+  struct Shape {
+    int64_t n, k;
+  };
+  for (DType dt : {DType::kQ4_0, DType::kQ8_0}) {
+    for (const Shape s :
+         {Shape{1024, 4096}, Shape{14336, 4096}, Shape{4096, 14336}, Shape{32000, 4096}}) {
+      // Zero weights: the kernel's speed does not depend on values.
+      Tensor w = b.alloc({s.n, s.k}, dt);
+      const double weight_bytes = static_cast<double>(w.nbytes());
+      for (int64_t m : {1, 8}) {
+        Tensor x = b.alloc({m, s.k}, DType::kF32), y = b.alloc({m, s.n}, DType::kF32);
+        const double ms = time_ms(b.stream(), [&] { b.matmul(w, nullptr, x, y); });
+        result("gemv_" + std::string(dtype_name(dt)) + "_m" + std::to_string(m) + "_" +
+                   std::to_string(s.n) + "x" + std::to_string(s.k),
+               weight_bytes / (ms * 1e6), "GB/s");
+      }
+    }
+  }
+}
+
 struct AttentionShape {
   const char* name;
   int seqs, new_tokens, context;
@@ -100,8 +124,13 @@ struct AttentionShape {
 
 void bench_attention(CudaBackend& b) {
   const int heads = 32, kv_heads = 8, head_dim = 128, block = 16;
+  // Decode at batch 1 and 4 with long contexts takes the split-K path (few (token, KV head)
+  // pairs for the SMs); batch 16 at 2048 does not.
   for (const AttentionShape& s : {AttentionShape{"decode_b16_ctx2048", 16, 1, 2048},
                                   AttentionShape{"decode_b1_ctx8192", 1, 1, 8192},
+                                  AttentionShape{"decode_b1_ctx32768", 1, 1, 32768},
+                                  AttentionShape{"decode_b4_ctx32768", 4, 1, 32768},
+                                  AttentionShape{"decode_b1_ctx131072", 1, 1, 131072},
                                   AttentionShape{"prefill_b1_t2048", 1, 2048, 2048},
                                   AttentionShape{"prefill_b4_t512", 4, 512, 512}}) {
     KvCacheSpec spec;
@@ -150,6 +179,7 @@ int main() {
     std::printf("device: %s\n", backend.name().c_str());
     bench_ceilings(backend);
     bench_matmul(backend);
+    bench_gemv_q8(backend);
     bench_attention(backend);
   } catch (const Error& e) {
     std::fprintf(stderr, "cuda_kernels_bench: %s\n", e.what());

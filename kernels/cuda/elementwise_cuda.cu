@@ -1,4 +1,5 @@
 #include "kernels/cuda/elementwise_cuda.h"
+#include "kernels/cuda/rope_kv_cuda.h"
 
 namespace llmos::kernels::cuda {
 namespace {
@@ -42,16 +43,11 @@ __global__ void rope_kernel(RopeParams p) {
   if (item >= static_cast<int64_t>(p.heads) * half) return;
   const int h = static_cast<int>(item / half), i = static_cast<int>(item % half);
   float* v = p.x + r * p.x_stride + static_cast<int64_t>(h) * p.head_dim;
-  const double theta = static_cast<double>(p.positions[r]) * p.inv_freq[i];
-  double s, c;
-  sincos(theta, &s, &c);
-  c *= p.attn_factor;
-  s *= p.attn_factor;
-  const int a = p.neox ? i : 2 * i;
-  const int b = p.neox ? i + half : 2 * i + 1;
-  const double x0 = v[a], x1 = v[b];
-  v[a] = static_cast<float>(x0 * c - x1 * s);
-  v[b] = static_cast<float>(x0 * s + x1 * c);
+  // The same device function as the fused rope_write_kv kernel: both paths round alike.
+  const device::RopePair pr =
+      device::rope_pair(v, i, p.rot_dim, p.neox, p.positions[r], p.inv_freq, p.attn_factor);
+  v[pr.a] = pr.y0;
+  v[pr.b] = pr.y1;
 }
 
 __global__ void swiglu_kernel(const float* gate, int64_t gs, const float* up, int64_t us, float* out,

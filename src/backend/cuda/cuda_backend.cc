@@ -9,6 +9,7 @@
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/elementwise_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
+#include "kernels/cuda/rope_kv_cuda.h"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
 
@@ -46,6 +47,7 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   LLMOS_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
   name_ = "cuda:" + std::to_string(index) + " (" + prop.name + ", sm_" + std::to_string(prop.major) +
           std::to_string(prop.minor) + ")";
+  sm_count_ = std::max(1, prop.multiProcessorCount);
   LLMOS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   try {
     LLMOS_CUBLAS_CHECK(cublasCreate(&cublas_));
@@ -270,7 +272,37 @@ void CudaBackend::attention_impl(const Tensor& q, const KvCache& cache, int laye
   p.block_indptr = up(cuda::UploadSlot::kBlockIndptr, batch.block_indptr);
   p.block_indices = up(cuda::UploadSlot::kBlockIndices, batch.block_indices);
   const int32_t* token_seq = up(cuda::UploadSlot::kTokenSeq, token_seq_);
-  LLMOS_CUDA_LAUNCH(kernels::cuda::paged_attention_cuda, p, token_seq, q.dim(0), stream_);
+  int64_t max_context = 0;
+  for (int s = 0; s < p.num_seqs; ++s) max_context = std::max<int64_t>(max_context, batch.kv_len[s]);
+  const kernels::cuda::SplitPlan plan = kernels::cuda::plan_split_attention(
+      q.dim(0), spec.num_kv_heads, num_heads, spec.head_dim, max_context, sm_count_);
+  if (plan.split()) {
+    LLMOS_CUDA_LAUNCH(kernels::cuda::paged_attention_split_cuda, p, token_seq, q.dim(0), plan,
+                      scratch(plan.workspace_bytes), stream_);
+  } else {
+    LLMOS_CUDA_LAUNCH(kernels::cuda::paged_attention_cuda, p, token_seq, q.dim(0), stream_);
+  }
+}
+
+void CudaBackend::rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k,
+                                     const Tensor& v, const RopeSpec& rope, std::span<const int32_t> positions,
+                                     std::span<const int64_t> slots) {
+  check_on_device(cache.k(layer), "rope_write_kv", "KV cache");
+  check_on_device(q, "rope_write_kv", "q");
+  check_on_device(k, "rope_write_kv", "k");
+  check_on_device(v, "rope_write_kv", "v");
+  check_rows(q.dim(0), "rope_write_kv");
+  activate();
+  const int head_dim = cache.spec().head_dim;
+  kernels::RopeParams qp = rope_params(q, num_heads, head_dim, rope, positions);
+  qp.positions = static_cast<const int32_t*>(
+      uploads_->upload(cuda::UploadSlot::kPositions, positions.data(), positions.size_bytes(), stream_));
+  qp.inv_freq = static_cast<const float*>(uploads_->upload(
+      cuda::UploadSlot::kInvFreq, rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float), stream_));
+  kernels::WriteKvParams kv = write_kv_params(cache, layer, k, v, slots);
+  kv.slots = static_cast<const int64_t*>(
+      uploads_->upload(cuda::UploadSlot::kSlots, slots.data(), slots.size_bytes(), stream_));
+  LLMOS_CUDA_LAUNCH(kernels::cuda::rope_write_kv_cuda, qp, kv, stream_);
 }
 
 void CudaBackend::swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) {

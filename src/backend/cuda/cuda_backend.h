@@ -5,7 +5,9 @@
 // reused by every layer (UploadCache). Kernels live in kernels/cuda/; F16/BF16/F32 GEMMs with
 // more than kGemvMaxRows activation rows run on cuBLAS (see cuda_matmul.cc).
 //
-// Uses the unfused defaults of fused_matmul and rope_write_kv.
+// Attention splits long decode contexts across CTAs when the launch alone would leave most SMs
+// idle (plan_split_attention, kernels/cuda/attention_split.cuh); rope_write_kv is one fused
+// kernel (kernels/cuda/rope_kv_cuda.h). Uses the unfused default of fused_matmul.
 #pragma once
 
 #include <cublas_v2.h>
@@ -66,6 +68,9 @@ class CudaBackend final : public Backend {
   void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void add_impl(Tensor& y, const Tensor& x) override;
   void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+  void rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k, const Tensor& v,
+                          const RopeSpec& rope, std::span<const int32_t> positions,
+                          std::span<const int64_t> slots) override;
 
  private:
   void activate() const;  // makes this backend's device current on the calling thread
@@ -78,6 +83,7 @@ class CudaBackend final : public Backend {
   void matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y);
 
   int index_ = 0;
+  int sm_count_ = 1;  // read once: the split-attention planner sizes launches against it
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;

@@ -1,4 +1,6 @@
-// Matmuls of the CUDA backend. Up to kGemvMaxRows activation rows (decode): the GEMV kernels.
+// Matmuls of the CUDA backend. Up to kGemvMaxRows activation rows (decode): the GEMV kernels,
+// for Q4_0 / Q8_0 weights the int8 one (activations quantized on the device into scratch, the
+// q8 math of kernels/matmul_q8.h; gemv_q8_cuda.h), for the other formats the f32 one.
 // More rows (prefill): cuBLAS, f32 accumulation (CUBLAS_COMPUTE_32F) throughout:
 //   f32 weights:        cublasGemmEx, A/B/C f32 (no TF32: exact enough for greedy parity);
 //   f16 / bf16 weights: the activations converted to the weight's type, C f32;
@@ -11,6 +13,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/kernel_params.h"
+#include "kernels/cuda/gemv_q8_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 
 namespace llmos {
@@ -51,6 +54,14 @@ void CudaBackend::matmul_gemv(const Tensor& weight, const Tensor* bias, const Te
   p.m = x.dim(0);
   p.n = weight.dim(0);
   p.k = weight.dim(1);
+  if (kernels::cuda::gemv_q8_serves(p)) {
+    auto* act =
+        static_cast<kernels::cuda::Q8ActBlockCuda*>(scratch(kernels::cuda::q8_act_bytes(p.m, p.k)));
+    check_kernel(kernels::cuda::quantize_q8_act_cuda(p.x, p.x_stride, p.m, p.k, act, stream_),
+                 "quantize_q8_act_cuda");
+    check_kernel(kernels::cuda::gemv_q8_cuda(p, act, stream_), "gemv_q8_cuda");
+    return;
+  }
   check_kernel(kernels::cuda::gemv_cuda(p, stream_), "gemv_cuda");
 }
 
