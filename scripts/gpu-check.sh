@@ -75,7 +75,8 @@ targets=(llmos_cli cuda_kernels_bench)
 have_tests=0
 if [[ -f "$build/CTestTestfile.cmake" ]] && grep -q cuda_kernels_test "$build/build.ninja" "$build/Makefile" 2>/dev/null; then
   targets+=(cuda_host_test cuda_kernels_test cuda_model_test cuda_gemv_q8_test
-             cuda_attention_split_test cuda_kv_transfer_test)
+             cuda_attention_split_test cuda_kv_transfer_test cuda_attention_prefill_test
+             cuda_gemv_q8k_test cuda_fused_matmul_test)
   have_tests=1
 fi
 say "building ${targets[*]} with $jobs jobs"

@@ -93,14 +93,15 @@ void bench_matmul(CudaBackend& b) {
   }
 }
 
-// The int8 GEMV (Q4_0 / Q8_0 decode) on the shapes of an 8B Llama layer and head, at 1 and 8
-// rows: few columns (1024, where the kernel splits k across warps to keep enough bytes in
-// flight), long rows (k = 14336) and many columns (32000). GB/s of weight bytes.
+// The int8 GEMVs (Q4_0 / Q8_0 on q8 blocks, Q4_K / Q5_K / Q6_K on q8_K blocks, decode) on the
+// shapes of an 8B Llama layer and head, at 1 and 8 rows: few columns (1024, where the kernels
+// split k across warps to keep enough bytes in flight), long rows (k = 14336) and many columns
+// (32000). GB/s of weight bytes.
 void bench_gemv_q8(CudaBackend& b) {
   struct Shape {
     int64_t n, k;
   };
-  for (DType dt : {DType::kQ4_0, DType::kQ8_0}) {
+  for (DType dt : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
     for (const Shape s :
          {Shape{1024, 4096}, Shape{14336, 4096}, Shape{4096, 14336}, Shape{32000, 4096}}) {
       // Zero weights: the kernel's speed does not depend on values.
@@ -112,6 +113,49 @@ void bench_gemv_q8(CudaBackend& b) {
         result("gemv_" + std::string(dtype_name(dt)) + "_m" + std::to_string(m) + "_" +
                    std::to_string(s.n) + "x" + std::to_string(s.k),
                weight_bytes / (ms * 1e6), "GB/s");
+      }
+    }
+  }
+}
+
+// fused_matmul for decode (RMSNorm + quantization once, then every output's int8 GEMV) against
+// the unfused ops, on an 8B layer's Q/K/V (4096 -> 4096 + 1024 + 1024) and gate/up + SwiGLU
+// (4096 -> 2 x 14336) at 1 and 8 rows. Microseconds per call.
+void bench_fused_matmul(CudaBackend& b) {
+  const int64_t k = 4096;
+  struct Shape {
+    const char* name;
+    std::vector<int64_t> n;
+    MatmulEpilogue epilogue;
+  };
+  for (DType dt : {DType::kQ4_0, DType::kQ4_K}) {
+    for (const Shape& s : {Shape{"qkv", {4096, 1024, 1024}, MatmulEpilogue::kNone},
+                           Shape{"gate_up", {14336, 14336}, MatmulEpilogue::kSwiglu}}) {
+      std::vector<Tensor> w, y;
+      for (int64_t n : s.n) w.push_back(b.alloc({n, k}, dt));
+      const Tensor norm = b.alloc({k}, DType::kF32);
+      for (int64_t m : {1, 8}) {
+        Tensor x = b.alloc({m, k}, DType::kF32), h = b.alloc({m, k}, DType::kF32);
+        y.clear();
+        for (int64_t n : s.n) y.push_back(b.alloc({m, n}, DType::kF32));
+        std::vector<MatmulOutput> outs;
+        for (size_t i = 0; i < w.size(); ++i) outs.push_back({&w[i], nullptr, &y[i]});
+        FusedMatmul op;
+        op.x = &x;
+        op.norm_weight = &norm;
+        op.h = &h;
+        op.outputs = outs;
+        op.epilogue = s.epilogue;
+        const double fused = time_ms(b.stream(), [&] { b.fused_matmul(op); });
+        const double unfused = time_ms(b.stream(), [&] {
+          b.rms_norm(x, norm, op.norm_eps, h);
+          for (size_t i = 0; i < w.size(); ++i) b.matmul(w[i], nullptr, h, y[i]);
+          if (s.epilogue == MatmulEpilogue::kSwiglu) b.swiglu(y[0], y[1], y[0]);
+        });
+        const std::string name = std::string("fused_matmul_") + s.name + "_" + std::string(dtype_name(dt)) + "_m" +
+                                 std::to_string(m);
+        result(name, fused * 1e3, "us");
+        result(name + "_unfused", unfused * 1e3, "us");
       }
     }
   }
@@ -180,6 +224,7 @@ int main() {
     bench_ceilings(backend);
     bench_matmul(backend);
     bench_gemv_q8(backend);
+    bench_fused_matmul(backend);
     bench_attention(backend);
   } catch (const Error& e) {
     std::fprintf(stderr, "cuda_kernels_bench: %s\n", e.what());

@@ -7,6 +7,8 @@
 #include "backend/kernel_params.h"
 #include "core/error.h"
 #include "kernels/cuda/attention_cuda.h"
+#include "kernels/cuda/attention_prefill_cuda.h"
+#include "kernels/cuda/attention_prefill_plan.h"
 #include "kernels/cuda/elementwise_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/cuda/rope_kv_cuda.h"
@@ -31,6 +33,14 @@ void check_rows(int64_t rows, const char* op) {
     throw_error(StatusCode::kUnsupported, op, ": the CUDA backend takes at most ",
                 kernels::cuda::kMaxRows, " rows per call, got ", rows);
   }
+}
+
+// Batches with a prefill chunk over an f16 cache with head_dim 64 or 128 run on the tensor-core
+// kernel (decode tokens of the batch included, as rows of their own tiles); decode-only batches
+// and other caches stay on the per-token kernels, which split long decode contexts.
+bool use_prefill_kernel(const kernels::PagedAttentionParams& p, const Batch& batch) {
+  return kernels::cuda::batch_has_prefill(batch.query_start.data(), p.num_seqs) &&
+         kernels::cuda::prefill_attention_serves(p);
 }
 
 }  // namespace
@@ -259,10 +269,6 @@ void CudaBackend::attention_impl(const Tensor& q, const KvCache& cache, int laye
   if (kernels::validate_paged_attention(p, spec.num_blocks) != StatusCode::kOk) {
     throw_error(StatusCode::kInvalidArgument, "attention: inconsistent batch description");
   }
-  token_seq_.resize(static_cast<size_t>(q.dim(0)));
-  for (int s = 0; s < p.num_seqs; ++s) {
-    std::fill(token_seq_.begin() + batch.query_start[s], token_seq_.begin() + batch.query_start[s + 1], s);
-  }
   activate();
   auto up = [&](cuda::UploadSlot slot, const std::vector<int32_t>& v) {
     return static_cast<const int32_t*>(uploads_->upload(slot, v.data(), v.size() * sizeof(int32_t), stream_));
@@ -271,6 +277,24 @@ void CudaBackend::attention_impl(const Tensor& q, const KvCache& cache, int laye
   p.kv_len = up(cuda::UploadSlot::kKvLen, batch.kv_len);
   p.block_indptr = up(cuda::UploadSlot::kBlockIndptr, batch.block_indptr);
   p.block_indices = up(cuda::UploadSlot::kBlockIndices, batch.block_indices);
+  if (use_prefill_kernel(p, batch)) {
+    kernels::cuda::PrefillPlan plan;
+    if (!kernels::cuda::plan_prefill_attention(batch.query_start.data(), batch.kv_len.data(), p.num_seqs,
+                                               num_heads / spec.num_kv_heads, kernels::cuda::kPrefillTileRows,
+                                               kernels::cuda::kPrefillKvTile, &plan)) {
+      throw_error(StatusCode::kInvalidArgument, "attention: inconsistent batch description (prefill plan)");
+    }
+    // Every layer of a step plans the same tiles: the upload cache copies them once per step.
+    const void* tiles = uploads_->upload(cuda::UploadSlot::kPrefillPlan, plan.tiles.data(), plan.bytes(), stream_);
+    LLMOS_CUDA_LAUNCH(kernels::cuda::paged_attention_prefill_cuda, p,
+                      static_cast<const kernels::cuda::PrefillTile*>(tiles), static_cast<int64_t>(plan.tiles.size()),
+                      stream_);
+    return;
+  }
+  token_seq_.resize(static_cast<size_t>(q.dim(0)));
+  for (int s = 0; s < p.num_seqs; ++s) {
+    std::fill(token_seq_.begin() + batch.query_start[s], token_seq_.begin() + batch.query_start[s + 1], s);
+  }
   const int32_t* token_seq = up(cuda::UploadSlot::kTokenSeq, token_seq_);
   int64_t max_context = 0;
   for (int s = 0; s < p.num_seqs; ++s) max_context = std::max<int64_t>(max_context, batch.kv_len[s]);

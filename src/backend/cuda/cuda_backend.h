@@ -5,9 +5,13 @@
 // reused by every layer (UploadCache). Kernels live in kernels/cuda/; F16/BF16/F32 GEMMs with
 // more than kGemvMaxRows activation rows run on cuBLAS (see cuda_matmul.cc).
 //
-// Attention splits long decode contexts across CTAs when the launch alone would leave most SMs
-// idle (plan_split_attention, kernels/cuda/attention_split.cuh); rope_write_kv is one fused
-// kernel (kernels/cuda/rope_kv_cuda.h). Uses the unfused default of fused_matmul.
+// Decode matmuls (<= kGemvMaxRows rows) on q4_0/q8_0/K-quant weights run int8 dp4a GEMVs on
+// activations quantized as the CPU does; fused_matmul normalizes and quantizes once for all its
+// outputs when they share an activation format (cuda_matmul.cc). Batches with a prefill chunk
+// over an f16 cache (head_dim 64/128) run the tensor-core attention kernel; otherwise attention
+// splits long decode contexts across CTAs when the launch alone would leave most SMs idle
+// (plan_split_attention, kernels/cuda/attention_split.cuh). rope_write_kv is one fused kernel
+// (kernels/cuda/rope_kv_cuda.h).
 #pragma once
 
 #include <cublas_v2.h>
@@ -68,6 +72,9 @@ class CudaBackend final : public Backend {
   void swiglu_impl(const Tensor& gate, const Tensor& up, Tensor& out) override;
   void add_impl(Tensor& y, const Tensor& x) override;
   void gather_rows_impl(const Tensor& src, std::span<const int32_t> rows, Tensor& dst) override;
+  // Decode-sized calls whose weights all take the same int8 GEMV: one pass of RMSNorm +
+  // quantization shared by every output (cuda_matmul.cc); the rest: the unfused default.
+  void fused_matmul_impl(const FusedMatmul& op) override;
   void rope_write_kv_impl(KvCache& cache, int layer, Tensor& q, int num_heads, Tensor& k, const Tensor& v,
                           const RopeSpec& rope, std::span<const int32_t> positions,
                           std::span<const int64_t> slots) override;
@@ -81,6 +88,8 @@ class CudaBackend final : public Backend {
   // rest on cuBLAS.
   void matmul_gemv(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y);
   void matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y);
+  // fused_matmul_impl's fused path; false (nothing enqueued) when it does not apply.
+  bool fused_matmul_gemv(const FusedMatmul& op);
 
   int index_ = 0;
   int sm_count_ = 1;  // read once: the split-attention planner sizes launches against it

@@ -1,11 +1,17 @@
 // Matmuls of the CUDA backend. Up to kGemvMaxRows activation rows (decode): the GEMV kernels,
-// for Q4_0 / Q8_0 weights the int8 one (activations quantized on the device into scratch, the
-// q8 math of kernels/matmul_q8.h; gemv_q8_cuda.h), for the other formats the f32 one.
+// for Q4_0 / Q8_0 weights the int8 one on 32-value q8 blocks (the q8 math of
+// kernels/matmul_q8.h; gemv_q8_cuda.h), for Q4_K / Q5_K / Q6_K the int8 one on 256-value q8_K
+// blocks (the K-quant math of kernels/matmul_q8k.h; gemv_q8k_cuda.h), activations quantized on
+// the device into scratch; for the other formats the f32 one.
 // More rows (prefill): cuBLAS, f32 accumulation (CUBLAS_COMPUTE_32F) throughout:
 //   f32 weights:        cublasGemmEx, A/B/C f32 (no TF32: exact enough for greedy parity);
 //   f16 / bf16 weights: the activations converted to the weight's type, C f32;
 //   quantized weights:  dequantized to f16 in panels of rows (bounded scratch), activations
 //                       converted to f16, then the f16 GEMM. Decode-sized calls never come here.
+// fused_matmul for decode: when every output's weight takes the same int8 GEMV, the RMSNorm and
+// the quantization of its output run as one kernel (norm_quant_cuda.h) and every output's GEMV
+// reads the same activation blocks; the results are the unfused ops' bits (same h, same blocks,
+// same GEMVs, same epilogue launchers).
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -14,7 +20,9 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/kernel_params.h"
 #include "kernels/cuda/gemv_q8_cuda.h"
+#include "kernels/cuda/gemv_q8k_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
+#include "kernels/cuda/norm_quant_cuda.h"
 
 namespace llmos {
 namespace {
@@ -39,9 +47,16 @@ void check_kernel(cudaError_t err, const char* kernel) {
   }
 }
 
-}  // namespace
+// The activation blocks an int8 GEMV reads.
+enum class ActFormat { kNone, kQ8, kQ8K };
 
-void CudaBackend::matmul_gemv(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+ActFormat act_format(const kernels::MatmulParams& p) {
+  if (kernels::cuda::gemv_q8_serves(p)) return ActFormat::kQ8;
+  if (kernels::cuda::gemv_q8k_serves(p)) return ActFormat::kQ8K;
+  return ActFormat::kNone;
+}
+
+kernels::MatmulParams gemv_params(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
   kernels::MatmulParams p;
   p.weight = weight.data();
   p.weight_dtype = weight.dtype();
@@ -54,15 +69,96 @@ void CudaBackend::matmul_gemv(const Tensor& weight, const Tensor* bias, const Te
   p.m = x.dim(0);
   p.n = weight.dim(0);
   p.k = weight.dim(1);
-  if (kernels::cuda::gemv_q8_serves(p)) {
-    auto* act =
-        static_cast<kernels::cuda::Q8ActBlockCuda*>(scratch(kernels::cuda::q8_act_bytes(p.m, p.k)));
-    check_kernel(kernels::cuda::quantize_q8_act_cuda(p.x, p.x_stride, p.m, p.k, act, stream_),
-                 "quantize_q8_act_cuda");
-    check_kernel(kernels::cuda::gemv_q8_cuda(p, act, stream_), "gemv_q8_cuda");
-    return;
+  return p;
+}
+
+}  // namespace
+
+void CudaBackend::matmul_gemv(const Tensor& weight, const Tensor* bias, const Tensor& x, Tensor& y) {
+  const kernels::MatmulParams p = gemv_params(weight, bias, x, y);
+  switch (act_format(p)) {
+    case ActFormat::kQ8: {
+      auto* act = static_cast<kernels::cuda::Q8ActBlockCuda*>(scratch(kernels::cuda::q8_act_bytes(p.m, p.k)));
+      check_kernel(kernels::cuda::quantize_q8_act_cuda(p.x, p.x_stride, p.m, p.k, act, stream_),
+                   "quantize_q8_act_cuda");
+      check_kernel(kernels::cuda::gemv_q8_cuda(p, act, stream_), "gemv_q8_cuda");
+      return;
+    }
+    case ActFormat::kQ8K: {
+      auto* act = static_cast<kernels::cuda::Q8KActBlockCuda*>(scratch(kernels::cuda::q8k_act_bytes(p.m, p.k)));
+      check_kernel(kernels::cuda::quantize_q8k_act_cuda(p.x, p.x_stride, p.m, p.k, act, stream_),
+                   "quantize_q8k_act_cuda");
+      check_kernel(kernels::cuda::gemv_q8k_cuda(p, act, stream_), "gemv_q8k_cuda");
+      return;
+    }
+    case ActFormat::kNone:
+      break;
   }
   check_kernel(kernels::cuda::gemv_cuda(p, stream_), "gemv_cuda");
+}
+
+void CudaBackend::fused_matmul_impl(const FusedMatmul& op) {
+  if (!fused_matmul_gemv(op)) Backend::fused_matmul_impl(op);
+}
+
+bool CudaBackend::fused_matmul_gemv(const FusedMatmul& op) {
+  const Tensor& x = *op.x;
+  const int64_t rows = x.dim(0), k = x.dim(1);
+  if (rows < 1 || rows > kernels::cuda::kGemvMaxRows) return false;
+  // Backend::fused_matmul checked shapes and aliasing; the devices are checked here, as the
+  // unfused ops would.
+  check_on_device(x, "fused_matmul", "x");
+  const Tensor& input = op.norm_weight != nullptr ? *op.h : x;
+  if (op.norm_weight != nullptr) {
+    check_on_device(*op.norm_weight, "fused_matmul", "norm weight");
+    check_on_device(*op.h, "fused_matmul", "h");
+  }
+  ActFormat format = ActFormat::kNone;
+  for (const MatmulOutput& out : op.outputs) {
+    check_on_device(*out.weight, "fused_matmul", "weight");
+    check_on_device(*out.y, "fused_matmul", "y");
+    if (out.bias != nullptr) check_on_device(*out.bias, "fused_matmul", "bias");
+    const ActFormat f = act_format(gemv_params(*out.weight, out.bias, input, *out.y));
+    if (f == ActFormat::kNone || (format != ActFormat::kNone && f != format)) return false;
+    format = f;
+  }
+  activate();
+  const size_t act_bytes = format == ActFormat::kQ8 ? kernels::cuda::q8_act_bytes(rows, k)
+                                                    : kernels::cuda::q8k_act_bytes(rows, k);
+  void* act = scratch(act_bytes);
+  auto* act_q8 = static_cast<kernels::cuda::Q8ActBlockCuda*>(act);
+  auto* act_q8k = static_cast<kernels::cuda::Q8KActBlockCuda*>(act);
+  if (op.norm_weight != nullptr) {
+    const kernels::RmsNormParams p = rms_norm_params(x, *op.norm_weight, op.norm_eps, *op.h);
+    if (format == ActFormat::kQ8) {
+      check_kernel(kernels::cuda::rms_norm_quant_q8_cuda(p, act_q8, stream_), "rms_norm_quant_q8_cuda");
+    } else {
+      check_kernel(kernels::cuda::rms_norm_quant_q8k_cuda(p, act_q8k, stream_), "rms_norm_quant_q8k_cuda");
+    }
+  } else if (format == ActFormat::kQ8) {
+    check_kernel(kernels::cuda::quantize_q8_act_cuda(x.data_as<const float>(), row_stride_floats(x), rows, k,
+                                                     act_q8, stream_),
+                 "quantize_q8_act_cuda");
+  } else {
+    check_kernel(kernels::cuda::quantize_q8k_act_cuda(x.data_as<const float>(), row_stride_floats(x), rows, k,
+                                                      act_q8k, stream_),
+                 "quantize_q8k_act_cuda");
+  }
+  for (const MatmulOutput& out : op.outputs) {
+    const kernels::MatmulParams p = gemv_params(*out.weight, out.bias, input, *out.y);
+    if (format == ActFormat::kQ8) {
+      check_kernel(kernels::cuda::gemv_q8_cuda(p, act_q8, stream_), "gemv_q8_cuda");
+    } else {
+      check_kernel(kernels::cuda::gemv_q8k_cuda(p, act_q8k, stream_), "gemv_q8k_cuda");
+    }
+  }
+  // The epilogues are the unfused ops' own launches.
+  if (op.epilogue == MatmulEpilogue::kSwiglu) {
+    swiglu_impl(*op.outputs[0].y, *op.outputs[1].y, *op.outputs[0].y);
+  } else if (op.epilogue == MatmulEpilogue::kAddTo) {
+    add_impl(*op.residual, *op.outputs[0].y);
+  }
+  return true;
 }
 
 void CudaBackend::matmul_cublas(const Tensor& weight, const Tensor& x, Tensor& y) {

@@ -26,6 +26,7 @@ enum class UploadSlot {
   kBlockIndices,
   kTokenSeq,
   kRows,
+  kPrefillPlan,  // the tensor-core prefill attention's tiles (the same for every layer)
   kCount,
 };
 
