@@ -14,14 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-// Other .cuh files define it identically; the guard keeps one definition.
-#ifndef LLMOS_HD
-#if defined(__CUDACC__)
-#define LLMOS_HD __host__ __device__
-#else
-#define LLMOS_HD
-#endif
-#endif
+#include "kernels/cuda/host_device.h"
 
 namespace llmos::kernels::cuda {
 

@@ -1,5 +1,7 @@
 #include "kernels/cuda/gemv_q8_cuda.h"
 
+#include "kernels/cuda/gemv_tile_store.cuh"
+
 namespace llmos::kernels::cuda {
 namespace {
 
@@ -124,45 +126,8 @@ __global__ void __launch_bounds__(kThreads) gemv_q8_kernel(GemvQ8Args a, int wpc
       }
     }
   }
-  // Warp sums (every lane ends with the same value: float addition is commutative).
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) {
-#pragma unroll
-    for (int r = 0; r < M; ++r) {
-      for (int off = 16; off > 0; off /= 2) acc[c][r] += __shfl_xor_sync(kFullMask, acc[c][r], off);
-    }
-  }
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  if (wpc_log2 > 0) {  // uniform over the block
-    __shared__ float part[kMaxWarpsPerTile][kCols * M];
-    const int warp = static_cast<int>(threadIdx.x / 32);
-    if (lane == 0) {
-#pragma unroll
-      for (int c = 0; c < kCols; ++c) {
-#pragma unroll
-        for (int r = 0; r < M; ++r) part[warp][c * M + r] = acc[c][r];
-      }
-    }
-    __syncthreads();
-    if (t >= kCols * M) return;  // one thread per (column, row) of the tile writes it
-    const int c = t / M, r = t % M;
-    const int64_t col = col0 + c;
-    if (col >= a.n) return;
-    const int first = tile_in_block << wpc_log2;
-    float v = part[first][t];
-    for (int i = 1; i < (1 << wpc_log2); ++i) v += part[first + i][t];
-    a.y[r * a.y_stride + col] = a.bias != nullptr ? v + a.bias[col] : v;
-    return;
-  }
-  if (lane != 0 || col0 >= a.n) return;
-#pragma unroll
-  for (int c = 0; c < kCols; ++c) {
-    const int64_t col = col0 + c;
-    if (col >= a.n) break;
-#pragma unroll
-    for (int r = 0; r < M; ++r)
-      a.y[r * a.y_stride + col] = a.bias != nullptr ? acc[c][r] + a.bias[col] : acc[c][r];
-  }
+  gemv_tile_store<kCols, M, kMaxWarpsPerTile>(acc, wpc_log2, t, tile_in_block, col0, a.n, a.bias, a.y,
+                                              a.y_stride);
 }
 
 template <DType DT>

@@ -1,5 +1,7 @@
 #include "kernels/cuda/gemv_q8k_cuda.h"
 
+#include "kernels/cuda/gemv_tile_store.cuh"
+
 namespace llmos::kernels::cuda {
 namespace {
 
@@ -114,45 +116,8 @@ __global__ void __launch_bounds__(kThreads) gemv_q8k_kernel(GemvQ8KArgs a, int w
       }
     }
   }
-  // Warp sums (only each quad's first lane holds a non-zero partial).
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-#pragma unroll
-    for (int r = 0; r < M; ++r) {
-      for (int off = 16; off > 0; off /= 2) acc[c][r] += __shfl_xor_sync(kFullMask, acc[c][r], off);
-    }
-  }
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  if (wpc_log2 > 0) {  // uniform over the block
-    __shared__ float part[kMaxWarpsPerTile][C * M];
-    const int warp = static_cast<int>(threadIdx.x / 32);
-    if (lane == 0) {
-#pragma unroll
-      for (int c = 0; c < C; ++c) {
-#pragma unroll
-        for (int r = 0; r < M; ++r) part[warp][c * M + r] = acc[c][r];
-      }
-    }
-    __syncthreads();
-    if (t >= C * M) return;  // one thread per (column, row) of the tile writes it
-    const int c = t / M, r = t % M;
-    const int64_t col = col0 + c;
-    if (col >= a.n) return;
-    const int first = tile_in_block << wpc_log2;
-    float v = part[first][t];
-    for (int i = 1; i < (1 << wpc_log2); ++i) v += part[first + i][t];
-    a.y[r * a.y_stride + col] = a.bias != nullptr ? v + a.bias[col] : v;
-    return;
-  }
-  if (lane != 0 || col0 >= a.n) return;
-#pragma unroll
-  for (int c = 0; c < C; ++c) {
-    const int64_t col = col0 + c;
-    if (col >= a.n) break;
-#pragma unroll
-    for (int r = 0; r < M; ++r)
-      a.y[r * a.y_stride + col] = a.bias != nullptr ? acc[c][r] + a.bias[col] : acc[c][r];
-  }
+  gemv_tile_store<C, M, kMaxWarpsPerTile>(acc, wpc_log2, t, tile_in_block, col0, a.n, a.bias, a.y,
+                                              a.y_stride);
 }
 
 template <DType DT>

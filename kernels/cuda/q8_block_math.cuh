@@ -22,13 +22,7 @@
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #endif
-#if !defined(LLMOS_HD)  // other host/device headers define the same
-#if defined(__CUDACC__)
-#define LLMOS_HD __host__ __device__
-#else
-#define LLMOS_HD
-#endif
-#endif
+#include "kernels/cuda/host_device.h"
 
 namespace llmos::kernels::cuda {
 

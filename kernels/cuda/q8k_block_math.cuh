@@ -19,13 +19,7 @@
 #include "core/dtype.h"
 #include "kernels/cuda/q8_block_math.cuh"  // dp4a, load_code_words, load_u16, f16_bits_to_f32
 
-#if !defined(LLMOS_HD)  // other host/device headers define the same
-#if defined(__CUDACC__)
-#define LLMOS_HD __host__ __device__
-#else
-#define LLMOS_HD
-#endif
-#endif
+#include "kernels/cuda/host_device.h"
 
 namespace llmos::kernels::cuda {
 

@@ -25,20 +25,14 @@
 #include "kernels/cuda/attention_split.cuh"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
+#include "cuda_test_support.h"
 
 namespace llmos {
 namespace {
 
-#define REQUIRE_CUDA_DEVICE()                                                          \
-  do {                                                                                 \
-    const CudaProbe probe_ = probe_cuda();                                             \
-    if (probe_.device_count == 0) GTEST_SKIP() << "no CUDA device: " << probe_.detail; \
-  } while (0)
-
-struct Backends {
-  std::unique_ptr<Backend> gpu = create_backend({Device::cuda(0)});
-  std::unique_ptr<Backend> ref = create_backend({Device::cpu(), 2, true});
-};
+using cuda_test::Backends;
+using cuda_test::random_f32;
+using cuda_test::expect_close_rows;
 
 int device_sm_count() {
   int sms = 0;
@@ -46,29 +40,7 @@ int device_sm_count() {
   return sms;
 }
 
-Tensor random_f32(int64_t rows, int64_t cols, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  Tensor t = Tensor::empty({rows, cols}, DType::kF32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data_as<float>()[i] = normal(rng);
-  return t;
-}
-
 // |got - want| <= tol * scale_of_row + tiny, element by element.
-void expect_close_rows(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  for (int64_t r = 0; r < want.dim(0); ++r) {
-    const auto* g = static_cast<const float*>(got.row(r));
-    const auto* w = static_cast<const float*>(want.row(r));
-    double scale = 0.0;
-    for (int64_t c = 0; c < want.dim(1); ++c)
-      scale = std::max(scale, std::fabs(static_cast<double>(w[c])));
-    for (int64_t c = 0; c < want.dim(1); ++c) {
-      ASSERT_NEAR(g[c], w[c], tol * scale + 1e-30) << what << " at [" << r << ", " << c << "]";
-    }
-  }
-}
-
 std::string join(const std::vector<int32_t>& v) {
   std::string s;
   for (int32_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);

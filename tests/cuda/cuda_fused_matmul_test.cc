@@ -25,15 +25,10 @@
 #include "backend/cuda/cuda_probe.h"
 #include "core/tensor.h"
 #include "quant/quant.h"
+#include "cuda_test_support.h"
 
 namespace llmos {
 namespace {
-
-#define REQUIRE_CUDA_DEVICE()                                                          \
-  do {                                                                                 \
-    const CudaProbe probe_ = probe_cuda();                                             \
-    if (probe_.device_count == 0) GTEST_SKIP() << "no CUDA device: " << probe_.detail; \
-  } while (0)
 
 uint32_t bits(float f) {
   uint32_t b;

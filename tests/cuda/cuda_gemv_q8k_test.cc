@@ -32,15 +32,10 @@
 #include "core/half.h"
 #include "kernels/cuda/gemv_q8k_cuda.h"
 #include "kernels/matmul_q8k.h"
+#include "cuda_test_support.h"
 
 namespace llmos::kernels::cuda {
 namespace {
-
-#define REQUIRE_CUDA_DEVICE()                                                          \
-  do {                                                                                 \
-    const CudaProbe probe_ = probe_cuda();                                             \
-    if (probe_.device_count == 0) GTEST_SKIP() << "no CUDA device: " << probe_.detail; \
-  } while (0)
 
 // A device copy of a host vector (cudaMalloc'd, so 256-byte aligned), freed on scope exit.
 class DeviceBuffer {

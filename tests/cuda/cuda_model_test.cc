@@ -16,18 +16,13 @@
 #include "model/llama_model.h"
 #include "support/mini_json.h"
 #include "support/test_paths.h"
+#include "cuda_test_support.h"
 
 namespace llmos {
 namespace {
 
 constexpr const char* kModel = "models/stories260K.gguf";
 constexpr const char* kExpected = "models/stories260K.greedy.json";
-
-#define REQUIRE_CUDA_DEVICE()                                                          \
-  do {                                                                                 \
-    const CudaProbe probe_ = probe_cuda();                                             \
-    if (probe_.device_count == 0) GTEST_SKIP() << "no CUDA device: " << probe_.detail; \
-  } while (0)
 
 std::shared_ptr<LlamaModel> load_gpu_model() {
   std::shared_ptr<Backend> backend = create_backend({Device::cuda(0)});

@@ -1,0 +1,58 @@
+// The end of the int8 GEMV kernels (gemv_q8_cuda.cu, gemv_q8k_cuda.cu): each thread holds
+// partial sums acc[c][r] for the C weight rows (output columns) and M activation rows of its
+// tile; they are summed over the tile's threads and written to y (+ bias). Device code only.
+#pragma once
+
+#include <cstdint>
+
+namespace llmos::kernels::cuda {
+
+// A tile is served by 32 << wpc_log2 threads (1, 2, 4 or 8 warps; `t` is the thread's index
+// in its tile, `tile_in_block` the tile's index in the block). A butterfly warp reduction
+// leaves every lane with the same sum (each step adds the same two operands on both lanes);
+// when several warps share the tile, their sums meet in shared memory, in warp order. Every
+// thread of the block must call this (it synchronizes the block when wpc_log2 > 0).
+template <int C, int M, int kMaxWarps>
+__device__ __forceinline__ void gemv_tile_store(float (&acc)[C][M], int wpc_log2, int t,
+                                                int tile_in_block, int64_t col0, int64_t n,
+                                                const float* bias, float* y, int64_t y_stride) {
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+#pragma unroll
+    for (int r = 0; r < M; ++r) {
+      for (int off = 16; off > 0; off /= 2) acc[c][r] += __shfl_xor_sync(0xffffffffu, acc[c][r], off);
+    }
+  }
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  if (wpc_log2 > 0) {  // uniform over the block
+    __shared__ float part[kMaxWarps][C * M];
+    const int warp = static_cast<int>(threadIdx.x / 32);
+    if (lane == 0) {
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+#pragma unroll
+        for (int r = 0; r < M; ++r) part[warp][c * M + r] = acc[c][r];
+      }
+    }
+    __syncthreads();
+    if (t >= C * M) return;  // one thread per (column, row) of the tile writes it
+    const int c = t / M, r = t % M;
+    const int64_t col = col0 + c;
+    if (col >= n) return;
+    const int first = tile_in_block << wpc_log2;
+    float v = part[first][t];
+    for (int i = 1; i < (1 << wpc_log2); ++i) v += part[first + i][t];
+    y[r * y_stride + col] = bias != nullptr ? v + bias[col] : v;
+    return;
+  }
+  if (lane != 0 || col0 >= n) return;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    const int64_t col = col0 + c;
+    if (col >= n) break;
+#pragma unroll
+    for (int r = 0; r < M; ++r) y[r * y_stride + col] = bias != nullptr ? acc[c][r] + bias[col] : acc[c][r];
+  }
+}
+
+}  // namespace llmos::kernels::cuda
