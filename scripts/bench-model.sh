@@ -5,13 +5,14 @@
 # matrix has that type).
 #   usage: scripts/bench-model.sh [OUT_DIR]      (default: build/bench-models)
 #   LLMOS_SHARED_DIR   where vocab/ lives (default: ../shared beside the checkout)
+#   LLMOS_BIN          the llmos program (default: build/bin/llmos; e.g. another build tree's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-build/bench-models}"
 shared="${LLMOS_SHARED_DIR:-$(cd .. && pwd)/shared}"
 vocab="$shared/vocab/ggml-vocab-llama-spm.gguf"
-llmos=build/bin/llmos
-[[ -x "$llmos" ]] || { echo "build llmos first (cmake --preset release && cmake --build --preset release)" >&2; exit 1; }
+llmos="${LLMOS_BIN:-build/bin/llmos}"
+[[ -x "$llmos" ]] || { echo "$llmos not found: build llmos first (cmake --preset release && cmake --build --preset release) or set LLMOS_BIN" >&2; exit 1; }
 [[ -f "$vocab" ]] || { echo "missing $vocab (set LLMOS_SHARED_DIR)" >&2; exit 1; }
 mkdir -p "$out"
 if [[ ! -f "$out/bench-200m-f16.gguf" ]]; then
