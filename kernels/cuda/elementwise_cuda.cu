@@ -1,5 +1,6 @@
 #include "kernels/cuda/elementwise_cuda.h"
 #include "kernels/cuda/rope_kv_cuda.h"
+#include "kernels/cuda/row_norm.cuh"
 
 namespace llmos::kernels::cuda {
 namespace {
@@ -16,22 +17,7 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
   const int64_t r = blockIdx.x;
   const float* x = p.x + r * p.x_stride;
   float* y = p.y + r * p.y_stride;
-  float sum = 0.0f;
-  for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) sum = fmaf(x[i], x[i], sum);
-  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  __shared__ float partial[kThreads / 32];
-  __shared__ float inv_rms;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) partial[warp] = sum;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < kThreads / 32 ? partial[lane] : 0.0f;
-    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
-    if (lane == 0) {
-      inv_rms = static_cast<float>(1.0 / sqrt(static_cast<double>(s) / static_cast<double>(p.dim) + p.eps));
-    }
-  }
-  __syncthreads();
+  const float inv_rms = row_inv_rms(x, p.dim, p.eps);
   // y may alias x: every thread has finished reading its elements for the sum above.
   for (int64_t i = threadIdx.x; i < p.dim; i += blockDim.x) y[i] = x[i] * inv_rms * p.weight[i];
 }
@@ -78,7 +64,7 @@ cudaError_t rms_norm_cuda(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   if (!rows_ok(p.rows) || p.x == nullptr || p.y == nullptr || p.weight == nullptr || p.dim <= 0)
     return cudaErrorInvalidValue;
-  rms_norm_kernel<<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
+  rms_norm_kernel<<<static_cast<unsigned>(p.rows), kRowNormThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 

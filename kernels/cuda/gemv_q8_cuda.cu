@@ -5,14 +5,10 @@
 namespace llmos::kernels::cuda {
 namespace {
 
-constexpr unsigned kFullMask = 0xffffffffu;
-
 // ---- activation quantization -------------------------------------------------------------------
 
-// One warp per 32-value block: lane t holds x[t]. max is exact in any order, so the warp's
-// tree of fmaxf gives the amax the host's serial loop gives; d, 1 / d and the codes then come
-// from the same functions as on the host, so the blocks are bit-identical to
-// quantize_row_q8_act's.
+// One warp per 32-value block (q8_quantize_warp, q8_block_math.cuh), bit-identical to
+// quantize_row_q8_act's blocks.
 constexpr int kQuantThreads = 256;
 
 __global__ void quantize_q8_act_kernel(const float* x, int64_t x_stride, int64_t nb, int64_t total,
@@ -21,24 +17,7 @@ __global__ void quantize_q8_act_kernel(const float* x, int64_t x_stride, int64_t
   const int lane = static_cast<int>(threadIdx.x % 32);
   if (g >= total) return;  // whole warps leave together
   const int64_t r = g / nb, b = g % nb;
-  const float v = x[r * x_stride + b * kQ8Block + lane];
-  float amax = amax_step(0.0f, v);  // NaN counts as 0, as in the host's fmax chain
-  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(kFullMask, amax, off));
-  const float d = act_scale(amax);
-  const int q = act_code(v, act_inv_scale(d));
-  uint32_t word = (static_cast<uint32_t>(q) & 0xFFu) << (8 * (lane % 4));
-  word |= __shfl_xor_sync(kFullMask, word, 1);
-  word |= __shfl_xor_sync(kFullMask, word, 2);
-  int sum = q;
-  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(kFullMask, sum, off);
-  Q8ActBlockCuda* o = out + g;
-  if (lane % 4 == 0) o->qs[lane / 4] = static_cast<int32_t>(word);
-  if (lane == 0) {
-    o->d = d;
-    o->sum = sum;
-    o->pad[0] = 0;
-    o->pad[1] = 0;
-  }
+  q8_quantize_warp(x[r * x_stride + b * kQ8Block + lane], lane, out + g);
 }
 
 // ---- GEMV --------------------------------------------------------------------------------------
@@ -186,10 +165,8 @@ cudaError_t gemv_q8_cuda(const MatmulParams& p, const Q8ActBlockCuda* act, cudaS
     return cudaErrorInvalidValue;
   const int64_t nb = p.k / kQ8Block;
   const int64_t tiles = (p.n + kCols - 1) / kCols;
-  int wpc_log2 = 0;
-  while ((1 << wpc_log2) < kMaxWarpsPerTile && tiles * (2 << wpc_log2) <= kTargetWarps &&
-         nb >= int64_t{32} * (2 << wpc_log2))
-    ++wpc_log2;
+  // Every thread takes whole 32-value blocks: a warp needs 32 blocks of the row.
+  const int wpc_log2 = gemv_warps_per_tile_log2(tiles, nb, 32, kMaxWarpsPerTile, kTargetWarps);
   const int64_t tiles_per_block = kThreads >> (5 + wpc_log2);
   const int64_t blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;

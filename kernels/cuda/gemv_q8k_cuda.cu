@@ -183,10 +183,8 @@ cudaError_t gemv_q8k_cuda(const MatmulParams& p, const Q8KActBlockCuda* act, cud
                        : p.weight_dtype == DType::kQ5_K ? cols_per_tile<DType::kQ5_K>()
                                                         : cols_per_tile<DType::kQ6_K>();
   const int64_t tiles = (p.n + cols - 1) / cols;
-  int wpc_log2 = 0;
-  while ((1 << wpc_log2) < kMaxWarpsPerTile && tiles * (2 << wpc_log2) <= kTargetWarps &&
-         nb >= int64_t{8} * (2 << wpc_log2))
-    ++wpc_log2;
+  // Four threads share a 256-value block: a warp needs 8 blocks of the row.
+  const int wpc_log2 = gemv_warps_per_tile_log2(tiles, nb, 8, kMaxWarpsPerTile, kTargetWarps);
   const int64_t tiles_per_block = kThreads >> (5 + wpc_log2);
   const int64_t blocks = (tiles + tiles_per_block - 1) / tiles_per_block;
   if (blocks > 0x7fffffff) return cudaErrorInvalidValue;

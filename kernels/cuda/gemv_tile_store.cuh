@@ -1,11 +1,24 @@
-// The end of the int8 GEMV kernels (gemv_q8_cuda.cu, gemv_q8k_cuda.cu): each thread holds
-// partial sums acc[c][r] for the C weight rows (output columns) and M activation rows of its
-// tile; they are summed over the tile's threads and written to y (+ bias). Device code only.
+// What the int8 GEMV kernels (gemv_q8_cuda.cu, gemv_q8k_cuda.cu) share: how many warps split
+// k for one tile of output columns, and the end of the kernels, where each thread's partial
+// sums acc[c][r] for the C weight rows (output columns) and M activation rows of its tile are
+// summed over the tile's threads and written to y (+ bias). For .cu files only.
 #pragma once
 
 #include <cstdint>
 
 namespace llmos::kernels::cuda {
+
+// log2 of the warps that split k for each tile: doubled while the launch stays within
+// target_warps warps, no tile has more than max_warps, and every warp keeps at least
+// blocks_per_warp blocks of the row (nb of them).
+inline int gemv_warps_per_tile_log2(int64_t tiles, int64_t nb, int64_t blocks_per_warp,
+                                    int max_warps, int64_t target_warps) {
+  int wpc_log2 = 0;
+  while ((1 << wpc_log2) < max_warps && tiles * (2 << wpc_log2) <= target_warps &&
+         nb >= blocks_per_warp * (2 << wpc_log2))
+    ++wpc_log2;
+  return wpc_log2;
+}
 
 // A tile is served by 32 << wpc_log2 threads (1, 2, 4 or 8 warps; `t` is the thread's index
 // in its tile, `tile_in_block` the tile's index in the block). A butterfly warp reduction

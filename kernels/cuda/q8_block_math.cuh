@@ -232,4 +232,29 @@ LLMOS_HD inline float accumulate_block(float acc, float d_w, float d_x, int32_t 
 #endif
 }
 
+#if defined(__CUDACC__)
+// One q8 block of 32 values quantized by a warp, lane t holding value t: max is exact in any
+// order, so the warp's fmaxf tree gives the amax of the host's serial loop, and d, 1 / d and the
+// codes come from the functions above: the block is bit-identical to quantize_row_q8_act's.
+// Every lane of the warp must call it.
+__device__ inline void q8_quantize_warp(float v, int lane, Q8ActBlockCuda* o) {
+  float amax = amax_step(0.0f, v);  // NaN counts as 0, as in the host's fmax chain
+  for (int off = 16; off > 0; off /= 2) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+  const float d = act_scale(amax);
+  const int q = act_code(v, act_inv_scale(d));
+  uint32_t word = (static_cast<uint32_t>(q) & 0xFFu) << (8 * (lane % 4));
+  word |= __shfl_xor_sync(0xffffffffu, word, 1);
+  word |= __shfl_xor_sync(0xffffffffu, word, 2);
+  int sum = q;
+  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  if (lane % 4 == 0) o->qs[lane / 4] = static_cast<int32_t>(word);
+  if (lane == 0) {
+    o->d = d;
+    o->sum = sum;
+    o->pad[0] = 0;
+    o->pad[1] = 0;
+  }
+}
+#endif
+
 }  // namespace llmos::kernels::cuda

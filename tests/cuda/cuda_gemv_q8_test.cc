@@ -35,35 +35,7 @@
 namespace llmos::kernels::cuda {
 namespace {
 
-// A device copy of a host vector (cudaMalloc'd, so 256-byte aligned), freed on scope exit.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    LLMOS_CUDA_CHECK(cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes));
-  }
-  template <typename T>
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
-    LLMOS_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
-  }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-  template <typename T>
-  std::vector<T> download() const {
-    std::vector<T> host(bytes_ / sizeof(T));
-    LLMOS_CUDA_CHECK(
-        cudaMemcpy(host.data(), ptr_, host.size() * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
+using cuda_test::DeviceBuffer;
 
 uint32_t bits(float f) {
   uint32_t b;

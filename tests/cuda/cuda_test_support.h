@@ -3,6 +3,7 @@
 // inside `#if LLMOS_HAVE_CUDA`.
 #pragma once
 
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,8 +12,10 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_probe.h"
 #include "core/tensor.h"
 
@@ -53,5 +56,34 @@ inline void expect_close_rows(const Tensor& got, const Tensor& want, double tol,
     }
   }
 }
+
+// A device copy of a host vector (cudaMalloc'd, so 256-byte aligned), freed on scope exit.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    LLMOS_CUDA_CHECK(cudaMalloc(&ptr_, bytes == 0 ? 1 : bytes));
+  }
+  template <typename T>
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size() * sizeof(T)) {
+    LLMOS_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
+  }
+  ~DeviceBuffer() { cudaFree(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  template <typename T>
+  std::vector<T> download() const {
+    std::vector<T> host(bytes_ / sizeof(T));
+    LLMOS_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, host.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 }  // namespace llmos::cuda_test

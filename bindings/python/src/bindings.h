@@ -12,6 +12,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/error.h"
 #include "model/llama_model.h"
 
 namespace llmos::python {
@@ -48,8 +50,8 @@ class ClosedError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Raised as llmos.NoSuchFileError (an OSError and FileNotFoundError): a model path that does
-// not exist. Carries the C++ message and the path.
+// Raised as llmos.NoSuchFileError (an OSError and FileNotFoundError): a file path (model,
+// snapshot) that does not exist. Carries the C++ message and the path.
 class NoSuchFileError : public std::runtime_error {
  public:
   NoSuchFileError(const std::string& message, std::string path)
@@ -59,6 +61,19 @@ class NoSuchFileError : public std::runtime_error {
  private:
   std::string path_;
 };
+
+// Returns load(), which reads the file at `path`; its I/O error for a path that does not exist
+// becomes NoSuchFileError.
+template <typename Load>
+auto load_file(const std::string& path, Load&& load) -> decltype(load()) {
+  try {
+    return load();
+  } catch (const Error& e) {
+    std::error_code ec;
+    if (e.code() == StatusCode::kIo && !std::filesystem::exists(path, ec)) throw NoSuchFileError(e.message(), path);
+    throw;
+  }
+}
 
 // Python's Model: the loaded model until close().
 class PyModel {

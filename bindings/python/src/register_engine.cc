@@ -10,7 +10,6 @@
 #include <Python.h>
 
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -370,14 +369,8 @@ class PyEngine {
     if (!(resume_path && empty_prompt)) set_prompt(r, prompt);
     if (resume_path) {
       py::gil_scoped_release release;
-      try {
-        r.resume = std::make_shared<const ContextSnapshot>(ContextSnapshot::load(*resume_path));
-      } catch (const Error& err) {
-        std::error_code ec;
-        if (err.code() == StatusCode::kIo && !std::filesystem::exists(*resume_path, ec))
-          throw NoSuchFileError(err.message(), *resume_path);
-        throw;
-      }
+      r.resume = std::make_shared<const ContextSnapshot>(
+          load_file(*resume_path, [&] { return ContextSnapshot::load(*resume_path); }));
     }
     const bool callback = static_cast<bool>(r.on_event);
     if (callback) {

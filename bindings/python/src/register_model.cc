@@ -97,15 +97,8 @@ PyModel::PyModel(const std::string& path, int threads, const std::string& device
   st->backend_options.reference_kernels = reference_kernels;
   {
     py::gil_scoped_release release;
-    try {
-      st->backend = create_backend(st->backend_options);
-      st->model = LlamaModel::load(path, st->backend);
-    } catch (const Error& e) {
-      std::error_code ec;
-      if (e.code() == StatusCode::kIo && !std::filesystem::exists(path, ec))
-        throw NoSuchFileError(e.message(), path);
-      throw;
-    }
+    st->backend = create_backend(st->backend_options);
+    st->model = load_file(path, [&] { return LlamaModel::load(path, st->backend); });
   }
   state_ = std::move(st);
 }
