@@ -12,9 +12,11 @@
 //
 // Two paths. Decode (m < 4) streams the packed codes once, unpacking nibbles in registers, with
 // software prefetch ahead of the stream. The GEMM (m >= 4) takes row panels of 48 rows (their
-// activations stay in L1/L2), and for each column group unpacks Q4_0 nibbles once into a 32 KiB
-// stack buffer that every 12-row register tile then reads: 12 independent vpdpbusd chains per
-// weight vector, activation bytes broadcast straight from memory.
+// activations stay in L1/L2); for each column group the panel's first 12-row register tile
+// unpacks the Q4_0 nibbles in registers as it computes and leaves them in a 32 KiB stack buffer
+// that the panel's other tiles read: 12 independent vpdpbusd chains per weight vector,
+// activation bytes broadcast straight from memory. (A separate unpack pass before the tiles cost
+// 5-10% of the GEMM's time at m = 32-512.)
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() and trip -Wmaybe-uninitialized
 // once inlined (GCC PR 105593, fixed in 13); the values are never read.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -126,10 +128,18 @@ inline void gemv_tile(const uint8_t* scales, const uint8_t* codes, int64_t nb,
 // When `prefetch` is not null, each block also prefetches kPrefetchLinesPerBlock cache lines
 // from it onwards (the weight bytes the next chunk will unpack), so DRAM reads overlap with the
 // arithmetic instead of stalling the next unpack.
-template <bool kQ4, int R>
+//
+// kUnpack (Q4_0 only): `w` is the packed nibble stream itself (256 bytes per block), unpacked in
+// registers as the tile goes; when `unpack_to` is not null the unpacked vectors are also stored
+// there (512 bytes per block) for the panel's other row tiles. The steps then run in the order
+// 0, 4, 1, 5, 2, 6, 3, 7 (low and high nibbles of one loaded vector back to back): the integer
+// sums are exact, so the order does not change a bit of the result.
+template <bool kQ4, int R, bool kUnpack = false>
 inline void gemm_tile(const uint8_t* w, const uint8_t* scales, int64_t nb, const Q8ActBlock* tile,
-                      __m512* acc, const uint8_t* prefetch) {
-  for (int64_t b = 0; b < nb; ++b, tile += kActTileRows, w += 512, scales += 2 * kLanes) {
+                      __m512* acc, const uint8_t* prefetch, uint8_t* unpack_to = nullptr) {
+  static_assert(kQ4 || !kUnpack, "only Q4_0 codes are unpacked");
+  constexpr int64_t kWeightStep = kUnpack ? 16 * kLanes : 512;
+  for (int64_t b = 0; b < nb; ++b, tile += kActTileRows, w += kWeightStep, scales += 2 * kLanes) {
     if (prefetch != nullptr) {
 #pragma GCC unroll 8
       for (int l = 0; l < kPrefetchLinesPerBlock<kQ4>; ++l) {
@@ -140,11 +150,27 @@ inline void gemm_tile(const uint8_t* w, const uint8_t* scales, int64_t nb, const
     __m512i dot[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) dot[r] = dot_start<kQ4>(tile[r]);
-#pragma GCC unroll 8
-    for (int s = 0; s < 8; ++s) {
-      const __m512i ws = _mm512_load_si512(w + 64 * s);
+    if constexpr (kUnpack) {
+      const __m512i low4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+      for (int s = 0; s < 4; ++s) {
+        const __m512i v = _mm512_load_si512(w + 64 * s);
+        const __m512i lo = _mm512_and_si512(v, low4);
+        if (unpack_to != nullptr) _mm512_store_si512(unpack_to + b * 512 + 64 * s, lo);
 #pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) dot[r] = dpbusd_bcast(dot[r], ws, tile[r].qs + 4 * s);
+        for (int r = 0; r < R; ++r) dot[r] = dpbusd_bcast(dot[r], lo, tile[r].qs + 4 * s);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        if (unpack_to != nullptr) _mm512_store_si512(unpack_to + b * 512 + 64 * (4 + s), hi);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) dot[r] = dpbusd_bcast(dot[r], hi, tile[r].qs + 4 * (4 + s));
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {
+        const __m512i ws = _mm512_load_si512(w + 64 * s);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) dot[r] = dpbusd_bcast(dot[r], ws, tile[r].qs + 4 * s);
+      }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales)));
 #pragma GCC unroll 16
@@ -181,36 +207,40 @@ void run_gemv(const uint8_t* scales, const uint8_t* codes, int64_t nb, const Q8A
 
 // Rows [row0, row0 + R) (row0 a multiple of kActTileRows) over blocks [b0, b0 + nb) of the
 // group; the accumulators continue from y when b0 > 0 (an exact f32 store and reload), and the
-// bias is added after the last block.
-template <bool kQ4, int R>
+// bias is added after the last block. kUnpack and unpack_to as for gemm_tile.
+template <bool kQ4, int R, bool kUnpack = false>
 void run_gemm(const uint8_t* w, const uint8_t* scales, int64_t b0, int64_t nb, int64_t nb_total,
               const Q8ActBlock* act, int64_t row0, const GroupOut& out,
-              const uint8_t* prefetch = nullptr) {
+              const uint8_t* prefetch = nullptr, uint8_t* unpack_to = nullptr) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) {
     acc[r] = b0 == 0 ? _mm512_setzero_ps()
                      : _mm512_maskz_loadu_ps(out.mask, out.y + (row0 + r) * out.y_stride);
   }
   const Q8ActBlock* tile = act + ((row0 / kActTileRows) * nb_total + b0) * kActTileRows;
-  gemm_tile<kQ4, R>(w, scales + b0 * 2 * kLanes, nb, tile, acc, prefetch);
+  gemm_tile<kQ4, R, kUnpack>(w, scales + b0 * 2 * kLanes, nb, tile, acc, prefetch, unpack_to);
   store_rows<R>(out, row0, acc, b0 + nb == nb_total);
 }
 
-// run_gemm<kQ4, rows> for 1 <= rows < kGemmRows (the last, partial register tile).
-template <bool kQ4, int R = kGemmRows - 1>
+// run_gemm<kQ4, rows, kUnpack> for 1 <= rows < kGemmRows (a partial register tile: the last
+// one, or with kUnpack a panel's only one).
+template <bool kQ4, bool kUnpack = false, int R = kGemmRows - 1>
 void run_gemm_tail(int rows, const uint8_t* w, const uint8_t* scales, int64_t b0, int64_t nb,
-                   int64_t nb_total, const Q8ActBlock* act, int64_t row0, const GroupOut& out) {
+                   int64_t nb_total, const Q8ActBlock* act, int64_t row0, const GroupOut& out,
+                   const uint8_t* prefetch = nullptr) {
   if constexpr (R >= 1) {
     if (rows == R) {
-      run_gemm<kQ4, R>(w, scales, b0, nb, nb_total, act, row0, out);
+      run_gemm<kQ4, R, kUnpack>(w, scales, b0, nb, nb_total, act, row0, out, prefetch);
     } else {
-      run_gemm_tail<kQ4, R - 1>(rows, w, scales, b0, nb, nb_total, act, row0, out);
+      run_gemm_tail<kQ4, kUnpack, R - 1>(rows, w, scales, b0, nb, nb_total, act, row0, out,
+                                         prefetch);
     }
   }
 }
 
-// The GEMM rows of one group: blocks in chunks (Q4_0 nibbles unpacked once per chunk into
-// `unpacked`, then read by every row tile), rows [i0, i1) in register tiles.
+// The GEMM rows of one group: blocks in chunks, rows [i0, i1) in register tiles. Q4_0's first
+// row tile unpacks the chunk's nibbles in registers and leaves them in `unpacked` for the other
+// tiles (one pass over the packed codes per chunk, no separate unpack loop).
 template <bool kQ4>
 void gemm_group(const uint8_t* scales, const uint8_t* codes, int64_t nb, const Q8ActBlock* act,
                 int64_t i0, int64_t i1, const GroupOut& out, uint8_t* unpacked) {
@@ -218,23 +248,28 @@ void gemm_group(const uint8_t* scales, const uint8_t* codes, int64_t nb, const Q
   for (int64_t b0 = 0; b0 < nb; b0 += kChunkBlocks) {
     const int64_t count = nb - b0 < kChunkBlocks ? nb - b0 : kChunkBlocks;
     const uint8_t* wv = codes + b0 * kCodeBytes;
-    if constexpr (kQ4) {
-      for (int64_t b = 0; b < count; ++b) {
-        __m512i v[8];
-        load_codes<true>(wv + b * kCodeBytes, v);
-        for (int s = 0; s < 8; ++s) _mm512_store_si512(unpacked + b * 512 + 64 * s, v[s]);
-      }
-      wv = unpacked;
-    }
     // The packed groups are consecutive in memory, so whatever comes next (this group's next
     // chunk, or the next group's scales and codes) starts where this chunk's codes end.
     const uint8_t* next = codes + (b0 + count) * kCodeBytes;
     int64_t i = i0;
+    if constexpr (kQ4) {
+      if (i1 - i0 < kGemmRows) {
+        run_gemm_tail<kQ4, true>(static_cast<int>(i1 - i0), wv, scales, b0, count, nb, act, i0,
+                                 out, next);
+        continue;
+      }
+      uint8_t* unpack_to = i1 - i0 > kGemmRows ? unpacked : nullptr;
+      run_gemm<kQ4, kGemmRows, true>(wv, scales, b0, count, nb, act, i0, out, next, unpack_to);
+      wv = unpacked;
+      i += kGemmRows;
+      next = nullptr;
+    }
     for (; i + kGemmRows <= i1; i += kGemmRows) {
       run_gemm<kQ4, kGemmRows>(wv, scales, b0, count, nb, act, i, out, i == i0 ? next : nullptr);
     }
     if (i < i1) {
-      run_gemm_tail<kQ4>(static_cast<int>(i1 - i), wv, scales, b0, count, nb, act, i, out);
+      run_gemm_tail<kQ4>(static_cast<int>(i1 - i), wv, scales, b0, count, nb, act, i, out,
+                         i == i0 ? next : nullptr);
     }
   }
 }
