@@ -75,7 +75,9 @@ struct ScalarKernel {
   }
 
   static void pv_rows(const float* p, const float* alpha, const uint8_t* const* v_rows, DType dtype,
-                      int n, int head_dim, float* v, float* acc, int rb, int re) {
+                      int n, int head_dim, float* v, float* acc, int rb, int re,
+                      const AttnNextChunk& next) {
+    attn_prefetch_chunk(next);
     load_rows(v_rows, n, head_dim, dtype, v);
     for (int r = rb; r < re; ++r) {
       float* a = acc + static_cast<int64_t>(r) * head_dim;
@@ -112,7 +114,7 @@ int64_t causal_cost(int64_t first_pos, int64_t count) {
 }
 
 using ItemsFn = void (*)(const PagedAttentionParams&, const AttentionPlan&, const AttentionWorkItem*,
-                         int64_t, float*, int);
+                         int64_t, float*, int, const AttentionWorkItem*);
 using CombineFn = void (*)(const PagedAttentionParams&, const AttentionPlan&,
                            const AttentionCombineItem*, int64_t, float*);
 using StoreRowFn = void (*)(const float*, void*, DType, int);
@@ -162,8 +164,8 @@ namespace detail {
 
 void attention_items_scalar(const PagedAttentionParams& p, const AttentionPlan& plan,
                             const AttentionWorkItem* items, int64_t count, float* workspace,
-                            int thread) {
-  attn_run_items<ScalarKernel>(p, plan, items, count, workspace, thread);
+                            int thread, const AttentionWorkItem* following) {
+  attn_run_items<ScalarKernel>(p, plan, items, count, workspace, thread, following);
 }
 
 void attention_combine_scalar(const PagedAttentionParams& p, const AttentionPlan&,
@@ -282,14 +284,19 @@ size_t attention_workspace_bytes(const AttentionPlan& plan) {
 }
 
 StatusCode attention_run(Isa isa, const PagedAttentionParams& p, const AttentionPlan& plan,
-                         int64_t item_begin, int64_t item_end, void* workspace, int thread) {
+                         int64_t item_begin, int64_t item_end, void* workspace, int thread,
+                         int64_t prefetch_item) {
+  const int64_t items = static_cast<int64_t>(plan.items.size());
   if (!plan_matches(p, plan, workspace) || thread < 0 || thread >= plan.num_threads ||
-      item_begin < 0 || item_end < item_begin || item_end > static_cast<int64_t>(plan.items.size()))
+      item_begin < 0 || item_end < item_begin || item_end > items || prefetch_item < -1 ||
+      prefetch_item >= items)
     return StatusCode::kInvalidArgument;
   AttentionFns fns;
   if (const StatusCode st = attention_fns(isa, p.head_dim, &fns); st != StatusCode::kOk) return st;
+  const AttentionWorkItem* following =
+      prefetch_item >= 0 ? &plan.items[static_cast<size_t>(prefetch_item)] : nullptr;
   fns.items(p, plan, plan.items.data() + item_begin, item_end - item_begin, static_cast<float*>(workspace),
-            thread);
+            thread, following);
   return StatusCode::kOk;
 }
 
@@ -319,12 +326,12 @@ StatusCode attention_forward(ThreadPool& pool, Isa isa, const PagedAttentionPara
   pool.parallel_for(threads, 1, [sh](int thread, int64_t, int64_t) {
     const int64_t n = static_cast<int64_t>(sh->plan->items.size());
     // Items are claimed one ahead, so the next one's first K/V chunk is prefetched while the
-    // current one runs (which thread runs an item never changes its result).
+    // current one ends (which thread runs an item never changes its result).
     int64_t i = sh->next.fetch_add(1, std::memory_order_relaxed);
     while (i < n) {
       const int64_t following = sh->next.fetch_add(1, std::memory_order_relaxed);
-      if (following < n) attn_prefetch_first_chunk(*sh->p, sh->plan->items[static_cast<size_t>(following)]);
-      const StatusCode st = attention_run(sh->isa, *sh->p, *sh->plan, i, i + 1, sh->workspace, thread);
+      const StatusCode st = attention_run(sh->isa, *sh->p, *sh->plan, i, i + 1, sh->workspace, thread,
+                                          following < n ? following : -1);
       i = following;
       if (st != StatusCode::kOk) {
         int expected = 0;

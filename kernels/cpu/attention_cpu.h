@@ -103,9 +103,12 @@ size_t attention_workspace_bytes(const AttentionPlan& plan);
 bool has_fast_attention(Isa isa, int head_dim);
 
 // Runs items [item_begin, item_end) of the plan with scratch slot `thread` (< plan.num_threads).
-// kUnsupported when `isa` is not supported by this CPU; kInvalidArgument on a plan/shape mismatch.
+// prefetch_item (-1: none) is the item the caller runs next: its first K/V chunk is prefetched
+// while the last of these items ends. kUnsupported when `isa` is not supported by this CPU;
+// kInvalidArgument on a plan/shape mismatch or an item index out of range.
 StatusCode attention_run(Isa isa, const PagedAttentionParams& p, const AttentionPlan& plan,
-                         int64_t item_begin, int64_t item_end, void* workspace, int thread);
+                         int64_t item_begin, int64_t item_end, void* workspace, int thread,
+                         int64_t prefetch_item = -1);
 
 // Folds the partitions of combine items [begin, end) and writes their rows of p.out. Must use
 // the same isa as attention_run.

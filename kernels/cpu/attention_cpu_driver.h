@@ -17,9 +17,10 @@
 //       64 * head_dim floats), masked to the row's first min(n, ctx0 + r / group) tokens;
 //       online-softmax update of m[r], l[r]; probabilities to p[r * kAttentionChunk ...] (0 beyond
 //       the mask) and the accumulator's rescale factor to alpha[r]
-//   pv_rows(p, alpha, v_rows, dtype, n, head_dim, vbuf, acc, rb, re)
+//   pv_rows(p, alpha, v_rows, dtype, n, head_dim, vbuf, acc, rb, re, next)
 //       acc[r] = acc[r] * alpha[r] + p[r] . V over the chunk's n V rows (read in place, or
-//       converted into vbuf [64][head_dim] first)
+//       converted into vbuf [64][head_dim] first); also prefetches the rows of `next` (the chunk
+//       the item reads after this one), all at once or spread over its loop
 //   merge(m, l, acc, m2, l2, acc2, head_dim)   (m, l, acc) folded with (m2, l2, acc2)
 //   finalize(acc, l, head_dim, out)            out = acc / l, zeros made positive
 // Each must compute a row exactly the same way whichever other rows it is called with.
@@ -38,7 +39,7 @@ namespace detail {
 #define LLMOS_ATTENTION_ISA_ENTRY_POINTS(suffix)                                                 \
   void attention_items_##suffix(const PagedAttentionParams& p, const AttentionPlan& plan,       \
                                 const AttentionWorkItem* items, int64_t count, float* workspace, \
-                                int thread);                                                     \
+                                int thread, const AttentionWorkItem* following);                 \
   void attention_combine_##suffix(const PagedAttentionParams& p, const AttentionPlan& plan,     \
                                   const AttentionCombineItem* items, int64_t count,              \
                                   float* workspace);                                             \
@@ -129,9 +130,66 @@ inline AttnTile attn_tile(const PagedAttentionParams& p, int kv_head, int32_t q_
 
 inline float attn_neg_inf() { return -__builtin_inff(); }
 
+// The K and V rows of the chunk an item reads next (n = 0: none), for the kernel to prefetch
+// while it computes the current one.
+struct AttnNextChunk {
+  const uint8_t* const* k = nullptr;
+  const uint8_t* const* v = nullptr;
+  int n = 0;
+  int64_t row_bytes = 0;
+};
+
+// Prefetches row t of `next`: K into L1 (read first), V into L2 (so that L1 is not flooded at
+// head_dim 128).
+inline void attn_prefetch_row(const AttnNextChunk& next, int t) {
+  for (int64_t b = 0; b < next.row_bytes; b += 64) {
+    __builtin_prefetch(next.k[t] + b, 0, 3);
+    __builtin_prefetch(next.v[t] + b, 0, 2);
+  }
+}
+
+// All of `next` at once (kernels whose loops do not spread it).
+inline void attn_prefetch_chunk(const AttnNextChunk& next) {
+  for (int t = 0; t < next.n; ++t) attn_prefetch_row(next, t);
+}
+
+// Row pointers of positions [pos, pos + n) of one KV head of a sequence, walking its block
+// table (one division per chunk, not per token).
+inline void attn_chunk_rows(const PagedAttentionParams& p, const int32_t* blocks, int kv_head,
+                            int32_t pos, int n, int64_t row_bytes, const uint8_t** k_rows,
+                            const uint8_t** v_rows) {
+  const uint8_t* k_base = static_cast<const uint8_t*>(p.k_pool);
+  const uint8_t* v_base = static_cast<const uint8_t*>(p.v_pool);
+  int32_t block_i = pos / p.block_size, offset = pos % p.block_size;
+  for (int t = 0; t < n;) {
+    // A block's rows of one head are contiguous.
+    const int64_t first = (int64_t{blocks[block_i]} * p.num_kv_heads + kv_head) * p.block_size + offset;
+    const int run = attn_imin(p.block_size - offset, n - t);
+    for (int j = 0; j < run; ++j, ++t) {
+      k_rows[t] = k_base + (first + j) * row_bytes;
+      v_rows[t] = v_base + (first + j) * row_bytes;
+    }
+    offset = 0;
+    ++block_i;
+  }
+}
+
+// The first chunk an item reads: positions [*c0, *c0 + *n).
+inline void attn_first_chunk(const PagedAttentionParams& p, const AttentionWorkItem& it, int32_t* c0,
+                             int* n) {
+  const int32_t seq_q0 = p.query_start[it.seq];
+  const int32_t n_new = p.query_start[it.seq + 1] - seq_q0;
+  const int32_t tile_end = p.kv_len[it.seq] - n_new + (it.q_begin - seq_q0) + it.q_count;
+  *c0 = it.part_begin * kAttentionPartition;
+  *n = attn_imin(kAttentionChunk, attn_imin(tile_end, it.part_end * kAttentionPartition) - *c0);
+}
+
+// One item. `following` (or null) is the item this thread runs next: its first chunk is
+// prefetched while this item's last chunk is computed, so that it does not start with a stall
+// (with many short sequences, as in batched decode, first chunks are a large share of the bytes).
 template <class K>
 void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
-                   const AttnScratch& s, float* workspace) {
+                   const AttnScratch& s, float* workspace, const AttentionWorkItem* following) {
   const AttnTile tile = attn_tile(p, it.kv_head, it.q_begin);
   const int group = tile.group;
   const int head_dim = p.head_dim;
@@ -144,11 +202,13 @@ void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
   const int32_t* blocks = p.block_indices + p.block_indptr[it.seq];
   const int64_t elem = p.kv_dtype == DType::kF32 ? 4 : 2;
   const int64_t row_bytes = elem * head_dim;
-  const uint8_t* k_base = static_cast<const uint8_t*>(p.k_pool);
-  const uint8_t* v_base = static_cast<const uint8_t*>(p.v_pool);
   const bool split = it.partial >= 0;
-  const uint8_t* k_rows[kAttentionChunk];
-  const uint8_t* v_rows[kAttentionChunk];
+  // Row pointers of the current chunk and of the next one (filled while the current one runs).
+  const uint8_t* k_rows[2][kAttentionChunk];
+  const uint8_t* v_rows[2][kAttentionChunk];
+  int cur = 0;
+  int32_t filled_c0 = -1;  // the chunk whose rows sit in [cur], if any
+  const int32_t item_end = attn_imin(tile_end, it.part_end * kAttentionPartition);
   K::begin_tile(tile, rows, s.q);
 
   for (int32_t part = it.part_begin; part < it.part_end; ++part) {
@@ -179,35 +239,34 @@ void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
 
     for (int32_t c0 = kv0; c0 < kv1; c0 += kAttentionChunk) {
       const int n = attn_imin(kAttentionChunk, kv1 - c0);
-      // One division per chunk (not per token): walk the block table from c0.
-      int32_t block_i = c0 / p.block_size, offset = c0 % p.block_size;
-      for (int t = 0; t < n; ++t) {
-        const int64_t slot =
-            (int64_t{blocks[block_i]} * p.num_kv_heads + it.kv_head) * p.block_size + offset;
-        k_rows[t] = k_base + slot * row_bytes;
-        v_rows[t] = v_base + slot * row_bytes;
-        if (++offset == p.block_size) offset = 0, ++block_i;
-      }
-      // The blocks are scattered, so the hardware prefetcher cannot run ahead across them:
-      // fetch the next chunk's rows while this one is computed (K, read first, into L1; V into L2,
-      // so that L1 is not flooded at head_dim 128).
-      const int32_t next_end = attn_imin(c0 + 2 * kAttentionChunk,
-                                         attn_imin(tile_end, it.part_end * kAttentionPartition));
-      if (c0 + kAttentionChunk < next_end) {
-        int32_t nb = (c0 + kAttentionChunk) / p.block_size, no = (c0 + kAttentionChunk) % p.block_size;
-        for (int32_t pos = c0 + kAttentionChunk; pos < next_end; ++pos) {
-          const int64_t slot = (int64_t{blocks[nb]} * p.num_kv_heads + it.kv_head) * p.block_size + no;
-          for (int64_t b = 0; b < row_bytes; b += 64) {
-            __builtin_prefetch(k_base + slot * row_bytes + b, 0, 3);
-            __builtin_prefetch(v_base + slot * row_bytes + b, 0, 2);
-          }
-          if (++no == p.block_size) no = 0, ++nb;
-        }
+      if (filled_c0 != c0) attn_chunk_rows(p, blocks, it.kv_head, c0, n, row_bytes, k_rows[cur], v_rows[cur]);
+      // The blocks are scattered, so the hardware prefetcher cannot run ahead across them: the
+      // kernel fetches the next chunk's rows (this partition's or the next one's) while it
+      // computes this one.
+      AttnNextChunk next;
+      next.k = k_rows[1 - cur];
+      next.v = v_rows[1 - cur];
+      next.row_bytes = row_bytes;
+      const int32_t next_c0 = c0 + kAttentionChunk;
+      const bool next_in_item = n == kAttentionChunk && next_c0 < item_end;
+      if (next_in_item) {
+        next.n = attn_imin(kAttentionChunk, item_end - next_c0);
+        attn_chunk_rows(p, blocks, it.kv_head, next_c0, next.n, row_bytes, k_rows[1 - cur], v_rows[1 - cur]);
+      } else if (following != nullptr && c0 + n >= item_end) {
+        int32_t f_c0 = 0;
+        attn_first_chunk(p, *following, &f_c0, &next.n);
+        const int32_t* f_blocks = p.block_indices + p.block_indptr[following->seq];
+        attn_chunk_rows(p, f_blocks, following->kv_head, f_c0, next.n, row_bytes, k_rows[1 - cur],
+                        v_rows[1 - cur]);
       }
       const int ra = attn_imax(0, c0 - first_pos) * group;  // first row that sees position c0
       const int ctx0 = first_pos + 1 - c0;                   // row r sees ctx0 + r / group tokens
-      K::softmax_rows(tile, s.q, ra, rows, k_rows, p.kv_dtype, s.k, p.scale, n, ctx0, m, l, s.p, s.alpha);
-      K::pv_rows(s.p, s.alpha, v_rows, p.kv_dtype, n, head_dim, s.v, acc, ra, rows);
+      K::softmax_rows(tile, s.q, ra, rows, k_rows[cur], p.kv_dtype, s.k, p.scale, n, ctx0, m, l, s.p, s.alpha);
+      K::pv_rows(s.p, s.alpha, v_rows[cur], p.kv_dtype, n, head_dim, s.v, acc, ra, rows, next);
+      if (next_in_item) {
+        cur = 1 - cur;
+        filled_c0 = next_c0;
+      }
     }
 
     if (!split && part != it.part_begin) {
@@ -224,39 +283,15 @@ void attn_run_item(const PagedAttentionParams& p, const AttentionWorkItem& it,
   }
 }
 
-// An item prefetches its next chunk while computing one, but its first chunk would stall: so a
-// thread claims its next item before running the current one and fetches that item's first
-// chunk (into L2) meanwhile. With many short sequences (batched decode) that is a large share
-// of the K/V bytes.
-inline void attn_prefetch_first_chunk(const PagedAttentionParams& p, const AttentionWorkItem& it) {
-  const int32_t seq_q0 = p.query_start[it.seq];
-  const int32_t n_new = p.query_start[it.seq + 1] - seq_q0;
-  const int32_t tile_end = p.kv_len[it.seq] - n_new + (it.q_begin - seq_q0) + it.q_count;
-  const int32_t c0 = it.part_begin * kAttentionPartition;
-  const int32_t end = attn_imin(attn_imin(c0 + kAttentionChunk, tile_end), it.part_end * kAttentionPartition);
-  const int32_t* blocks = p.block_indices + p.block_indptr[it.seq];
-  const int64_t row_bytes = (p.kv_dtype == DType::kF32 ? 4 : 2) * int64_t{p.head_dim};
-  const uint8_t* k_base = static_cast<const uint8_t*>(p.k_pool);
-  const uint8_t* v_base = static_cast<const uint8_t*>(p.v_pool);
-  for (int32_t pos = c0; pos < end;) {
-    // A block's rows of one head are contiguous: fetch the run up to the block's end at once.
-    const int32_t b = pos / p.block_size, o = pos % p.block_size;
-    const int32_t run = attn_imin(p.block_size - o, end - pos);
-    const int64_t first = (int64_t{blocks[b]} * p.num_kv_heads + it.kv_head) * p.block_size + o;
-    for (int64_t byte = 0; byte < run * row_bytes; byte += 64) {
-      __builtin_prefetch(k_base + first * row_bytes + byte, 0, 2);
-      __builtin_prefetch(v_base + first * row_bytes + byte, 0, 2);
-    }
-    pos += run;
-  }
-}
-
 template <class K>
 void attn_run_items(const PagedAttentionParams& p, const AttentionPlan& plan,
-                    const AttentionWorkItem* items, int64_t count, float* workspace, int thread) {
+                    const AttentionWorkItem* items, int64_t count, float* workspace, int thread,
+                    const AttentionWorkItem* following) {
   const AttnScratch s = attn_scratch(workspace + plan.partial_floats + thread * plan.scratch_floats,
                                      plan.max_rows, p.head_dim);
-  for (int64_t i = 0; i < count; ++i) attn_run_item<K>(p, items[i], s, workspace);
+  for (int64_t i = 0; i < count; ++i) {
+    attn_run_item<K>(p, items[i], s, workspace, i + 1 < count ? &items[i + 1] : following);
+  }
 }
 
 // Folds partitions 1.. into partition 0's state, left to right, then writes the rows out.

@@ -168,7 +168,8 @@ std::vector<float> run_ref(Batch& b) {
 enum class Order { kPlan, kReversed };
 
 // Runs the fast path: plan for `plan_threads`, items in the given order on rotating scratch
-// slots (as threads would take them), then the combines.
+// slots (as threads would take them), each naming the item run after it for prefetching, then
+// the combines.
 std::vector<float> run_cpu(Isa isa, Batch& b, int plan_threads, Order order = Order::kPlan) {
   std::fill(b.out.begin(), b.out.end(), std::nanf(""));
   PagedAttentionParams p = b.params();
@@ -176,9 +177,11 @@ std::vector<float> run_cpu(Isa isa, Batch& b, int plan_threads, Order order = Or
   EXPECT_EQ(attention_plan(p, plan_threads, &plan), StatusCode::kOk);
   std::vector<float> ws(attention_workspace_bytes(plan) / sizeof(float) + 1);
   const int64_t n = static_cast<int64_t>(plan.items.size());
+  auto item_at = [&](int64_t k) { return order == Order::kPlan ? k : n - 1 - k; };
   for (int64_t k = 0; k < n; ++k) {
-    const int64_t i = order == Order::kPlan ? k : n - 1 - k;
-    EXPECT_EQ(attention_run(isa, p, plan, i, i + 1, ws.data(), static_cast<int>(k % plan_threads)),
+    const int64_t following = k + 1 < n ? item_at(k + 1) : -1;
+    EXPECT_EQ(attention_run(isa, p, plan, item_at(k), item_at(k) + 1, ws.data(),
+                            static_cast<int>(k % plan_threads), following),
               StatusCode::kOk);
   }
   EXPECT_EQ(attention_combine(isa, p, plan, 0, static_cast<int64_t>(plan.combines.size()), ws.data()),
@@ -388,6 +391,8 @@ TEST(AttentionPlan, RejectsBadArguments) {
   EXPECT_EQ(attention_run(Isa::kScalar, other, plan, 0, 1, ws.data(), 0), StatusCode::kInvalidArgument);
   EXPECT_EQ(attention_run(Isa::kScalar, b.params(), plan, 0, 99, ws.data(), 0), StatusCode::kInvalidArgument);
   EXPECT_EQ(attention_run(Isa::kScalar, b.params(), plan, 0, 1, ws.data(), 1), StatusCode::kInvalidArgument);
+  EXPECT_EQ(attention_run(Isa::kScalar, b.params(), plan, 0, 1, ws.data(), 0, 99), StatusCode::kInvalidArgument);
+  EXPECT_EQ(attention_run(Isa::kScalar, b.params(), plan, 0, 1, ws.data(), 0, -2), StatusCode::kInvalidArgument);
   EXPECT_EQ(attention_run(Isa::kScalar, b.params(), plan, 0, 1, nullptr, 0), StatusCode::kInvalidArgument);
   for (Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {

@@ -207,7 +207,8 @@ struct Avx2Kernel {
     }
   }
   static void pv_rows(const float* p, const float* alpha, const uint8_t* const* v_rows, DType dtype, int n,
-                      int head_dim, float* vbuf, float* acc, int rb, int re) {
+                      int head_dim, float* vbuf, float* acc, int rb, int re, const AttnNextChunk& next) {
+    attn_prefetch_chunk(next);
     if (dtype == DType::kF32) return pv_all<DType::kF32>(p, alpha, v_rows, n, head_dim, acc, rb, re);
     if (re - rb <= 4) {  // at most two row blocks: convert V as it is read
       if (dtype == DType::kF16) return pv_all<DType::kF16>(p, alpha, v_rows, n, head_dim, acc, rb, re);
@@ -270,8 +271,9 @@ inline __m128i to_half8(__m256 f, DType dtype) {
 namespace detail {
 
 void attention_items_avx2(const PagedAttentionParams& p, const AttentionPlan& plan,
-                          const AttentionWorkItem* items, int64_t count, float* workspace, int thread) {
-  attn_run_items<Avx2Kernel>(p, plan, items, count, workspace, thread);
+                            const AttentionWorkItem* items, int64_t count, float* workspace, int thread,
+                            const AttentionWorkItem* following) {
+  attn_run_items<Avx2Kernel>(p, plan, items, count, workspace, thread, following);
 }
 
 void attention_combine_avx2(const PagedAttentionParams& p, const AttentionPlan&,

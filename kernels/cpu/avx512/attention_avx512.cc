@@ -161,9 +161,11 @@ inline void softmax_row(float scale, int valid, float* m, float* l, float* p, fl
 }
 
 // acc[i] = acc[i] * alpha[i] + sum_t p[i][t] * v_t, columns [c, c + 16 * NV), NR rows from r.
+// With `next`, token t's iteration also prefetches row t of the next chunk: spread over the loop,
+// the requests never pile up in the line fill buffers the way one burst per chunk does.
 template <DType kDt, int NR, int NV>
 inline void pv_block(const float* p, const float* alpha, const uint8_t* const* v, int n, int head_dim,
-                     float* acc, int r, int c) {
+                     float* acc, int r, int c, const AttnNextChunk* next) {
   __m512 a[NR][NV];
   for (int i = 0; i < NR; ++i) {
     const __m512 al = _mm512_set1_ps(alpha[r + i]);
@@ -172,6 +174,7 @@ inline void pv_block(const float* p, const float* alpha, const uint8_t* const* v
     }
   }
   for (int t = 0; t < n; ++t) {
+    if (next != nullptr && t < next->n) attn_prefetch_row(*next, t);
     __m512 vv[NV];
     for (int j = 0; j < NV; ++j) vv[j] = load16<kDt>(v[t], c + 16 * j);
     for (int i = 0; i < NR; ++i) {
@@ -179,32 +182,38 @@ inline void pv_block(const float* p, const float* alpha, const uint8_t* const* v
       for (int j = 0; j < NV; ++j) a[i][j] = _mm512_fmadd_ps(pb, vv[j], a[i][j]);
     }
   }
+  if (next != nullptr) {  // a next chunk longer than this one (the following item's first)
+    for (int t = n; t < next->n; ++t) attn_prefetch_row(*next, t);
+  }
   for (int i = 0; i < NR; ++i) {
     for (int j = 0; j < NV; ++j) _mm512_storeu_ps(acc + (r + i) * head_dim + c + 16 * j, a[i][j]);
   }
 }
 
+// `next` (or null) goes to the first column block only.
 template <DType kDt, int NR>
-void pv_rows_n(const float* p, const float* alpha, const uint8_t* const* v, int n, int head_dim, float* acc, int r) {
+void pv_rows_n(const float* p, const float* alpha, const uint8_t* const* v, int n, int head_dim, float* acc, int r,
+               const AttnNextChunk* next) {
   int c = 0;
-  for (; c + 64 <= head_dim; c += 64) pv_block<kDt, NR, 4>(p, alpha, v, n, head_dim, acc, r, c);
+  for (; c + 64 <= head_dim; c += 64, next = nullptr) pv_block<kDt, NR, 4>(p, alpha, v, n, head_dim, acc, r, c, next);
   switch ((head_dim - c) / 16) {
-    case 3: pv_block<kDt, NR, 3>(p, alpha, v, n, head_dim, acc, r, c); break;
-    case 2: pv_block<kDt, NR, 2>(p, alpha, v, n, head_dim, acc, r, c); break;
-    case 1: pv_block<kDt, NR, 1>(p, alpha, v, n, head_dim, acc, r, c); break;
+    case 3: pv_block<kDt, NR, 3>(p, alpha, v, n, head_dim, acc, r, c, next); break;
+    case 2: pv_block<kDt, NR, 2>(p, alpha, v, n, head_dim, acc, r, c, next); break;
+    case 1: pv_block<kDt, NR, 1>(p, alpha, v, n, head_dim, acc, r, c, next); break;
     default: break;
   }
 }
 
+// `next` (or null) goes to the first row block only.
 template <DType kDt>
 void pv_all(const float* p, const float* alpha, const uint8_t* const* v, int n, int head_dim, float* acc,
-            int rb, int re) {
+            int rb, int re, const AttnNextChunk* next) {
   int r = rb;
-  for (; r + 4 <= re; r += 4) pv_rows_n<kDt, 4>(p, alpha, v, n, head_dim, acc, r);
+  for (; r + 4 <= re; r += 4, next = nullptr) pv_rows_n<kDt, 4>(p, alpha, v, n, head_dim, acc, r, next);
   switch (re - r) {
-    case 3: pv_rows_n<kDt, 3>(p, alpha, v, n, head_dim, acc, r); break;
-    case 2: pv_rows_n<kDt, 2>(p, alpha, v, n, head_dim, acc, r); break;
-    case 1: pv_rows_n<kDt, 1>(p, alpha, v, n, head_dim, acc, r); break;
+    case 3: pv_rows_n<kDt, 3>(p, alpha, v, n, head_dim, acc, r, next); break;
+    case 2: pv_rows_n<kDt, 2>(p, alpha, v, n, head_dim, acc, r, next); break;
+    case 1: pv_rows_n<kDt, 1>(p, alpha, v, n, head_dim, acc, r, next); break;
     default: break;
   }
 }
@@ -240,15 +249,17 @@ struct Avx512Kernel {
     }
   }
   static void pv_rows(const float* p, const float* alpha, const uint8_t* const* v_rows, DType dtype, int n,
-                      int head_dim, float* vbuf, float* acc, int rb, int re) {
-    if (dtype == DType::kF32) return pv_all<DType::kF32>(p, alpha, v_rows, n, head_dim, acc, rb, re);
+                      int head_dim, float* vbuf, float* acc, int rb, int re, const AttnNextChunk& next) {
+    const AttnNextChunk* pf = next.n > 0 ? &next : nullptr;
+    if (dtype == DType::kF32) return pv_all<DType::kF32>(p, alpha, v_rows, n, head_dim, acc, rb, re, pf);
     if (re - rb <= 4) {  // one row block: convert V as it is read
-      if (dtype == DType::kF16) return pv_all<DType::kF16>(p, alpha, v_rows, n, head_dim, acc, rb, re);
-      return pv_all<DType::kBF16>(p, alpha, v_rows, n, head_dim, acc, rb, re);
+      if (dtype == DType::kF16) return pv_all<DType::kF16>(p, alpha, v_rows, n, head_dim, acc, rb, re, pf);
+      return pv_all<DType::kBF16>(p, alpha, v_rows, n, head_dim, acc, rb, re, pf);
     }
-    // Several row blocks: convert the chunk once.
+    // Several row blocks: convert the chunk once (prefetching the next one's rows meanwhile).
     const uint8_t* rows[kChunk];
     for (int t = 0; t < n; ++t) {
+      if (t < next.n) attn_prefetch_row(next, t);
       float* dst = vbuf + t * head_dim;
       if (dtype == DType::kF16) {
         for (int d = 0; d < head_dim; d += 16) _mm512_storeu_ps(dst + d, load16<DType::kF16>(v_rows[t], d));
@@ -257,7 +268,8 @@ struct Avx512Kernel {
       }
       rows[t] = reinterpret_cast<const uint8_t*>(dst);
     }
-    pv_all<DType::kF32>(p, alpha, rows, n, head_dim, acc, rb, re);
+    for (int t = n; t < next.n; ++t) attn_prefetch_row(next, t);
+    pv_all<DType::kF32>(p, alpha, rows, n, head_dim, acc, rb, re, nullptr);
   }
   // noinline: one compiled body serves the in-item fold and attention_combine alike.
   __attribute__((noinline)) static void merge(float* m, float* l, float* acc, float m2, float l2,
@@ -299,8 +311,9 @@ inline __m256i to_bf16(__m512 f) {
 namespace detail {
 
 void attention_items_avx512(const PagedAttentionParams& p, const AttentionPlan& plan,
-                            const AttentionWorkItem* items, int64_t count, float* workspace, int thread) {
-  attn_run_items<Avx512Kernel>(p, plan, items, count, workspace, thread);
+                            const AttentionWorkItem* items, int64_t count, float* workspace, int thread,
+                            const AttentionWorkItem* following) {
+  attn_run_items<Avx512Kernel>(p, plan, items, count, workspace, thread, following);
 }
 
 void attention_combine_avx512(const PagedAttentionParams& p, const AttentionPlan&,
