@@ -144,7 +144,7 @@ inline void gemm_tile(const uint8_t* w, const uint8_t* scales, int64_t nb, const
 #pragma GCC unroll 8
       for (int l = 0; l < kPrefetchLinesPerBlock<kQ4>; ++l) {
         _mm_prefetch(reinterpret_cast<const char*>(prefetch + (b * kPrefetchLinesPerBlock<kQ4> + l) * 64),
-                     _MM_HINT_T0);
+                     _MM_HINT_T2);
       }
     }
     __m512i dot[R];
