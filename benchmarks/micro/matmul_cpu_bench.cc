@@ -6,7 +6,9 @@
 // 1 GiB buffer; register-only vpdpbusd, FMA and vdpbf16ps loops) with the DESIGN.md figures
 // beside them, and the one-off repack cost of a 2816 x 1024 weight. Counters: GB/s = weight bytes
 // read per second (%BW of the measured bandwidth at the same thread count); GOPS = 2mnk / time
-// (%peak of the int8, bf16 or fp32 ceiling the kernel's inner instruction has).
+// (%peak of the int8, bf16 or fp32 ceiling the kernel's inner instruction has); AVX-512 Q4_0
+// GEMMs also get %tile, of the rate of their own register tile on L1-resident data (measured
+// at start), which is the most the format's per-block float step allows.
 //
 // Decode-sized shapes ("cold") cycle through copies of the packed weight spanning 640 MiB, more
 // than the last-level cache, so the weight comes from DRAM as it does in a model; the m = 512
@@ -65,6 +67,7 @@ struct Ceilings {
   double int8[3][kMaxThreads + 1] = {};    // ops/s per Isa
   double fp32[3][kMaxThreads + 1] = {};
   double bf16[kMaxThreads + 1] = {};  // AVX-512 vdpbf16ps
+  double q4_0_tile[kMaxThreads + 1] = {};  // AVX-512 Q4_0 GEMM register tile on L1 data
 };
 Ceilings g_ceil;
 
@@ -99,15 +102,15 @@ double measure_bandwidth(int threads) {
   return best;
 }
 
-double measure_peak(Isa isa, PeakLoop loop, int threads) {
-  const int64_t iterations = 20'000'000;
+// Best of three runs of `loop(iterations)` on each of `threads` threads, in ops/s.
+template <class Loop>
+double measure_rate(int threads, int64_t iterations, Loop loop) {
   double best = 0.0;
   for (int rep = 0; rep < 3; ++rep) {
     std::vector<double> ops(kMaxThreads, 0.0);
     const auto t0 = Clock::now();
     pool(threads).parallel_for(threads, 1, [&](int thread, int64_t, int64_t) {
-      ops[thread] = isa == Isa::kAvx512 ? kernels::cpu::detail::peak_loop_avx512(loop, iterations)
-                                        : kernels::cpu::detail::peak_loop_avx2(loop, iterations);
+      ops[thread] = loop(iterations);
     });
     const double t = seconds_since(t0);
     double total = 0.0;
@@ -115,6 +118,13 @@ double measure_peak(Isa isa, PeakLoop loop, int threads) {
     best = std::max(best, total / t);
   }
   return best;
+}
+
+double measure_peak(Isa isa, PeakLoop loop, int threads) {
+  return measure_rate(threads, 20'000'000, [&](int64_t iterations) {
+    return isa == Isa::kAvx512 ? kernels::cpu::detail::peak_loop_avx512(loop, iterations)
+                               : kernels::cpu::detail::peak_loop_avx2(loop, iterations);
+  });
 }
 
 void measure_ceilings() {
@@ -135,6 +145,13 @@ void measure_ceilings() {
       std::printf("  %-6s %d thread(s): int8 %s %7.1f GOPS, fp32 FMA %7.1f GFLOP/s\n",
                   kernels::cpu::isa_name(isa), t, isa == Isa::kAvx512 ? "vpdpbusd " : "vpmaddubsw",
                   g_ceil.int8[i][t] / 1e9, g_ceil.fp32[i][t] / 1e9);
+      if (isa == Isa::kAvx512) {
+        g_ceil.q4_0_tile[t] = measure_rate(t, 200'000, kernels::cpu::detail::q4_0_tile_loop_avx512);
+        std::printf(
+            "  avx512 %d thread(s): Q4_0 GEMM register tile on L1 data %7.1f GOPS = %.1f%% of "
+            "vpdpbusd (the cap of the format's per-block float step)\n",
+            t, g_ceil.q4_0_tile[t] / 1e9, 100.0 * g_ceil.q4_0_tile[t] / g_ceil.int8[i][t]);
+      }
       if (isa == Isa::kAvx512 && bf16_dot_available()) {
         g_ceil.bf16[t] = measure_peak(isa, PeakLoop::kBf16Dot, t);
         std::printf("  avx512 %d thread(s): bf16 vdpbf16ps %7.1f GFLOP/s%s\n", t,
@@ -302,6 +319,9 @@ void bm_matmul(benchmark::State& state, Case c) {
   state.counters["%BW"] = 100.0 * bytes / seconds / g_ceil.bandwidth[c.threads];
   state.counters["GOPS"] = ops / seconds / 1e9;
   state.counters["%peak"] = peak > 0 ? 100.0 * ops / seconds / peak : 0.0;
+  if (c.isa == Isa::kAvx512 && c.dtype == DType::kQ4_0 && c.m >= 4) {
+    state.counters["%tile"] = 100.0 * ops / seconds / g_ceil.q4_0_tile[c.threads];
+  }
 }
 
 // ---- Repack cost ----

@@ -84,6 +84,10 @@ void matmul_bf16_avx2(const MatmulArgs& args, int64_t n_begin, int64_t n_end);
 enum class PeakLoop { kInt8Dot, kFp32Fma, kBf16Dot };
 double peak_loop_avx512(PeakLoop loop, int64_t iterations);
 double peak_loop_avx2(PeakLoop loop, int64_t iterations);
+// The Q4_0 GEMM's register tile (12 rows x 16 columns, exact q8 math with its per-block float
+// step) over L1-resident data, `iterations` times; returns the int8 operations done. Its rate is
+// the format's cap for the GEMM (benchmarks only).
+double q4_0_tile_loop_avx512(int64_t iterations);
 // Reads `bytes` (a multiple of 256, 64-byte aligned) with full-width loads; returns a checksum.
 uint64_t read_loop_avx512(const void* data, size_t bytes);
 uint64_t read_loop_avx2(const void* data, size_t bytes);

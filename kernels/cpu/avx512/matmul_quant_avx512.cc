@@ -347,6 +347,32 @@ void quantize_q8_act_avx512(const float* x, int64_t k, Q8ActBlock* out, int64_t 
   }
 }
 
+double q4_0_tile_loop_avx512(int64_t iterations) {
+  // 16 blocks of unpacked weights (8 KiB), their scales and a 12-row activation tile: all in L1.
+  constexpr int64_t kBlocks = 16;
+  alignas(64) uint8_t w[kBlocks * 512];
+  alignas(64) uint16_t scales[kBlocks * kLanes];
+  alignas(64) Q8ActBlock tile[kBlocks * kActTileRows];
+  for (int64_t i = 0; i < kBlocks * 512; ++i) w[i] = static_cast<uint8_t>((i * 7) & 15);
+  for (int64_t i = 0; i < kBlocks * kLanes; ++i) scales[i] = 0x3c00;  // f16 1.0
+  for (int64_t b = 0; b < kBlocks * kActTileRows; ++b) {
+    for (int t = 0; t < kQ8ActBlockSize; ++t) tile[b].qs[t] = static_cast<int8_t>(b * 3 + t - 40);
+    tile[b].d = 1e-3f;
+    tile[b].neg_sum8 = -8;
+  }
+  __m512 acc[kGemmRows];
+  for (int r = 0; r < kGemmRows; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t it = 0; it < iterations; ++it) {
+    __asm__ volatile("" : : "r"(w), "r"(tile) : "memory");  // the loads stay in the loop
+    gemm_tile<true, kGemmRows>(w, reinterpret_cast<const uint8_t*>(scales), kBlocks, tile, acc,
+                               nullptr);
+  }
+  __m512 sum = acc[0];
+  for (int r = 1; r < kGemmRows; ++r) sum = _mm512_add_ps(sum, acc[r]);
+  __asm__ volatile("" : : "v"(sum));
+  return static_cast<double>(iterations) * kBlocks * kGemmRows * kLanes * kQ8ActBlockSize * 2;
+}
+
 void matmul_q4_0_avx512(const MatmulArgs& args, int64_t n_begin, int64_t n_end) {
   matmul_q<true>(args, n_begin, n_end);
 }
