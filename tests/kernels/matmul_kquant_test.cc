@@ -219,17 +219,21 @@ TEST_P(KquantIsaTest, BitExactWithReferenceOnRaggedShapes) {
 }
 
 // k of 10 blocks goes through the GGUF-row path in two chunks (8 + 2 blocks) with the running
-// sums parked in y; it must still match the one-pass packed path and the reference.
+// sums parked in y, and with more than two row tiles (m = 19) the AVX-512 kernel also decodes
+// the blocks 8 at a time and carries the sums through y; both must still match the one-pass
+// packed path and the reference.
 TEST_P(KquantIsaTest, LongRowsChunkedThroughYMatch) {
   const Isa isa = GetParam();
   for (DType dtype : kDtypes) {
-    const Problem p = make_problem(dtype, 5, 21, 2560, 77, true);
-    const auto want = reference(p, true);
-    const auto act = quantize(isa, p);
-    const auto packed = pack(p);
-    const std::string what = label(isa, dtype, p.m, p.n, p.k);
-    expect_bits_equal(want, fast(isa, p, act, packed, true, true, {0, p.n}), what + " packed");
-    expect_bits_equal(want, fast(isa, p, act, packed, false, true, {0, 3, 21}), what + " gguf rows");
+    for (int64_t m : {5, 19}) {
+      const Problem p = make_problem(dtype, m, 21, 2560, 77, true);
+      const auto want = reference(p, true);
+      const auto act = quantize(isa, p);
+      const auto packed = pack(p);
+      const std::string what = label(isa, dtype, p.m, p.n, p.k);
+      expect_bits_equal(want, fast(isa, p, act, packed, true, true, {0, p.n}), what + " packed");
+      expect_bits_equal(want, fast(isa, p, act, packed, false, true, {0, 3, 21}), what + " gguf rows");
+    }
   }
 }
 

@@ -97,9 +97,32 @@ struct Q6 {
   static __m512i init(const KqActMeta* meta, int s) { return _mm512_set1_epi32(meta->neg32_bsums[s]); }
 };
 
+// Bytes of one block's decoded code vectors: the 2 * kPairs * kSteps vectors decode<P>(pb, t)
+// yields, stored in (P, t, W0 / W1) order. 4 KiB for every format.
+template <class F>
+constexpr int64_t kDecodedBytes = int64_t{F::kPairs} * F::kSteps * 2 * 64;
+
+template <class F, int... P>
+inline void decode_block(const uint8_t* pb, uint8_t* out, std::integer_sequence<int, P...>) {
+  auto one_pair = [&](auto pc) {
+    constexpr int kP = decltype(pc)::value;
+#pragma GCC unroll 8
+    for (int t = 0; t < F::kSteps; ++t) {
+      __m512i w0, w1;
+      F::template decode<kP>(pb, t, w0, w1);
+      _mm512_store_si512(out + ((kP * F::kSteps + t) * 2) * 64, w0);
+      _mm512_store_si512(out + ((kP * F::kSteps + t) * 2 + 1) * 64, w1);
+    }
+  };
+  (one_pair(std::integral_constant<int, P>{}), ...);
+}
+
 // One pair of sub-blocks (2P, 2P + 1) of one block for R rows; adds the scaled sums into s[].
-template <class F, int R, int P>
-inline void pair(const uint8_t* pb, const int8_t* const* qs, const KqActMeta* const* meta, __m512i* s) {
+// kDecoded: the code vectors come from `dec` (decode_block's output) instead of being decoded
+// from the packed block here.
+template <class F, int R, int P, bool kDecoded>
+inline void pair(const uint8_t* pb, const uint8_t* dec, const int8_t* const* qs,
+                 const KqActMeta* const* meta, __m512i* s) {
   __m512i a0[R], a1[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -109,7 +132,12 @@ inline void pair(const uint8_t* pb, const int8_t* const* qs, const KqActMeta* co
 #pragma GCC unroll 8
   for (int t = 0; t < F::kSteps; ++t) {
     __m512i w0, w1;
-    F::template decode<P>(pb, t, w0, w1);
+    if constexpr (kDecoded) {
+      w0 = _mm512_load_si512(dec + ((P * F::kSteps + t) * 2) * 64);
+      w1 = _mm512_load_si512(dec + ((P * F::kSteps + t) * 2 + 1) * 64);
+    } else {
+      F::template decode<P>(pb, t, w0, w1);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       a0[r] = _mm512_dpbusd_epi32(a0[r], w0, bcast32(qs[r] + (2 * P) * F::kSub + 4 * t));
@@ -124,25 +152,27 @@ inline void pair(const uint8_t* pb, const int8_t* const* qs, const KqActMeta* co
   }
 }
 
-template <class F, int R, int... P>
-inline void all_pairs(const uint8_t* pb, const int8_t* const* qs, const KqActMeta* const* meta,
-                      __m512i* s, std::integer_sequence<int, P...>) {
-  (pair<F, R, P>(pb, qs, meta, s), ...);
+template <class F, int R, bool kDecoded, int... P>
+inline void all_pairs(const uint8_t* pb, const uint8_t* dec, const int8_t* const* qs,
+                      const KqActMeta* const* meta, __m512i* s, std::integer_sequence<int, P...>) {
+  (pair<F, R, P, kDecoded>(pb, dec, qs, meta, s), ...);
 }
 
-// R rows x one panel (16 columns, lanes in `mask`) over blocks [b_begin, b_end).
+// R rows x one panel (16 columns, lanes in `mask`) over blocks [b_begin, b_end); with kDecoded,
+// block b's code vectors are at decoded + (b - b_begin) * kDecodedBytes<F>.
 constexpr int kPrefetchMaxRows = 2;  // tiles this small stream the weights: prefetch them
 
-template <class F, int R>
-void tile(const uint8_t* panel, int64_t b_begin, int64_t b_end, const uint8_t* const* rows,
-          int64_t k, float* const* ys, const float* bias16, __mmask16 mask, bool first, bool last) {
+template <class F, int R, bool kDecoded = false>
+void tile(const uint8_t* panel, const uint8_t* decoded, int64_t b_begin, int64_t b_end,
+          const uint8_t* const* rows, int64_t k, float* const* ys, const float* bias16,
+          __mmask16 mask, bool first, bool last) {
   using Pack = typename F::Pack;
   __m512 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, ys[r]);
   for (int64_t b = b_begin; b < b_end; ++b) {
     const uint8_t* pb = panel + (b - b_begin) * Pack::kBytes;
-    if constexpr (R <= kPrefetchMaxRows) {
+    if constexpr (R <= kPrefetchMaxRows && !kDecoded) {
       // Decode streams the panels from DRAM with little arithmetic per byte: fetch the block
       // after next (blocks, then panels, are contiguous) while this one is computed.
       const uint8_t* ahead = pb + 2 * Pack::kBytes;
@@ -160,7 +190,8 @@ void tile(const uint8_t* panel, int64_t b_begin, int64_t b_end, const uint8_t* c
       meta[r] = act_meta(rows[r], k) + b;
       s[r] = _mm512_setzero_si512();
     }
-    all_pairs<F, R>(pb, qs, meta, s, std::make_integer_sequence<int, F::kPairs>{});
+    const uint8_t* dec = kDecoded ? decoded + (b - b_begin) * kDecodedBytes<F> : nullptr;
+    all_pairs<F, R, kDecoded>(pb, dec, qs, meta, s, std::make_integer_sequence<int, F::kPairs>{});
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + Pack::kD)));
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -196,13 +227,47 @@ void tile(const uint8_t* panel, int64_t b_begin, int64_t b_end, const uint8_t* c
 // Rows per tile: each decoded weight vector feeds 6 rows. 6 beats 4 (decode amortized) and 8
 // (accumulators spill for Q6_K) on the development machine.
 constexpr int kMaxRows = 6;
+// When three or more row tiles share a panel, its blocks are decoded once, this many at a time
+// (32 KiB of code vectors), and every tile reads them: decoding per tile costs 3-6 vector ops
+// per 2 weight vectors against 2 * kMaxRows vpdpbusd.
+constexpr int64_t kDecodeBlocks = 8;
+// Below this many rows (two tiles) storing and reloading the decoded vectors costs more than
+// decoding them in each tile.
+constexpr int64_t kMinDecodedRows = 2 * kMaxRows;
+
+// Rows [i0, i1) in tiles of up to kMaxRows against blocks [b_begin, b_end) of one panel (`panel`
+// points at block b_begin).
+template <class F, bool kDecoded>
+void row_tiles(const PanelArgs& a, const uint8_t* panel, const uint8_t* decoded, int64_t b_begin,
+               int64_t b_end, int64_t i0, int64_t i1, int64_t col0, __mmask16 mask,
+               const float* bias16, bool first, bool last) {
+  for (int64_t i = i0; i < i1; i += kMaxRows) {
+    const int r = static_cast<int>(min_i64(kMaxRows, i1 - i));
+    const uint8_t* rows[kMaxRows];
+    float* ys[kMaxRows];
+    for (int q = 0; q < r; ++q) {
+      rows[q] = a.act + (i + q) * a.act_row_bytes;
+      ys[q] = a.y + (i + q) * a.y_stride + col0;
+    }
+    switch (r) {
+      case 1: tile<F, 1, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+      case 2: tile<F, 2, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+      case 3: tile<F, 3, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+      case 4: tile<F, 4, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+      case 5: tile<F, 5, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+      default: tile<F, kMaxRows, kDecoded>(panel, decoded, b_begin, b_end, rows, a.k, ys, bias16, mask, first, last); break;
+    }
+  }
+}
 
 template <class F>
 void run(const PanelArgs& a) {
+  using Pack = typename F::Pack;
   // Rows are taken in chunks whose activations stay in L2 while every panel passes over them.
   const int64_t chunk = max_i64(kMaxRows, (256 * 1024 / a.act_row_bytes) / kMaxRows * kMaxRows);
   const int64_t p_begin = a.n_begin / kKquantPanel;
   const int64_t p_end = (a.n_end + kKquantPanel - 1) / kKquantPanel;
+  alignas(64) uint8_t decoded[kDecodeBlocks * kDecodedBytes<F>];
   for (int64_t i0 = 0; i0 < a.m; i0 += chunk) {
     const int64_t i1 = min_i64(a.m, i0 + chunk);
     for (int64_t p = p_begin; p < p_end; ++p) {
@@ -212,22 +277,22 @@ void run(const PanelArgs& a) {
       const int hi = static_cast<int>(min_i64(a.n_end, col0 + kKquantPanel) - col0);
       const auto mask = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
       const float* bias16 = a.bias ? a.bias + col0 : nullptr;
-      for (int64_t i = i0; i < i1; i += kMaxRows) {
-        const int r = static_cast<int>(min_i64(kMaxRows, i1 - i));
-        const uint8_t* rows[kMaxRows];
-        float* ys[kMaxRows];
-        for (int q = 0; q < r; ++q) {
-          rows[q] = a.act + (i + q) * a.act_row_bytes;
-          ys[q] = a.y + (i + q) * a.y_stride + col0;
+      if (i1 - i0 <= kMinDecodedRows) {  // few tiles: each decodes as it goes
+        row_tiles<F, false>(a, panel, nullptr, a.block_begin, a.block_end, i0, i1, col0, mask,
+                            bias16, a.first, a.last);
+        continue;
+      }
+      // Several tiles: decode a few blocks once, run every tile over them, and carry the sums
+      // to the next few through y (an exact f32 store and reload, as between calls).
+      for (int64_t b0 = a.block_begin; b0 < a.block_end; b0 += kDecodeBlocks) {
+        const int64_t b1 = min_i64(a.block_end, b0 + kDecodeBlocks);
+        const uint8_t* pb0 = panel + (b0 - a.block_begin) * Pack::kBytes;
+        for (int64_t b = b0; b < b1; ++b) {
+          decode_block<F>(pb0 + (b - b0) * Pack::kBytes, decoded + (b - b0) * kDecodedBytes<F>,
+                          std::make_integer_sequence<int, F::kPairs>{});
         }
-        switch (r) {
-          case 1: tile<F, 1>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-          case 2: tile<F, 2>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-          case 3: tile<F, 3>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-          case 4: tile<F, 4>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-          case 5: tile<F, 5>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-          default: tile<F, kMaxRows>(panel, a.block_begin, a.block_end, rows, a.k, ys, bias16, mask, a.first, a.last); break;
-        }
+        row_tiles<F, true>(a, pb0, decoded, b0, b1, i0, i1, col0, mask, bias16,
+                           a.first && b0 == a.block_begin, a.last && b1 == a.block_end);
       }
     }
   }
