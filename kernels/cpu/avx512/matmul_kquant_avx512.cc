@@ -1,7 +1,8 @@
 // AVX-512 (F, BW, VL, VNNI) K-quant kernels: q8_K activation quantization and the panel matmul.
 //
 // Lanes are output columns: lane c of every vector belongs to column 16p + c of the panel, so a
-// weight vector is decoded once per row tile and used by R rows, each row's 4 activation bytes
+// weight vector is decoded once per row tile and used by R rows (once per panel pass, into a
+// 32 KiB buffer all tiles read, when three or more tiles share it), each row's 4 activation bytes
 // come from memory as a {1to16} broadcast operand of vpdpbusd, and no horizontal sums are
 // needed. Per step (p, t) two weight vectors feed one vpdpbusd each per row; after a pair of
 // sub-blocks the int32 sums are scaled (vpmulld) into the block sum S; once per block S (and the
