@@ -154,7 +154,16 @@ int32_t Sampler::greedy(const float* logits) const {
   }
   LLMOS_CHECK_ARG(std::isfinite(max_value), "Sampler: all ", n,
                   " logits are -inf (every token is masked)");
+  // The first index holding the maximum (lowest id wins ties), 8 logits per step.
   size_t best = 0;
+#if defined(__SSE2__)
+  const __m128 target = _mm_set1_ps(max_value);
+  for (; best + 8 <= n; best += 8) {
+    const int hit = _mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(logits + best), target)) |
+                    (_mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(logits + best + 4), target)) << 4);
+    if (hit != 0) return static_cast<int32_t>(best + static_cast<size_t>(__builtin_ctz(hit)));
+  }
+#endif
   while (logits[best] != max_value) ++best;
   return static_cast<int32_t>(best);
 }
