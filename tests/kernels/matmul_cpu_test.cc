@@ -313,16 +313,22 @@ INSTANTIATE_TEST_SUITE_P(AllPaths, MatmulCpuTest,
                          param_name);
 
 TEST(MatmulCpu, ActivationQuantizationMatchesReferenceOnEveryIsa) {
-  const int64_t k = 32 * 6;
+  const int64_t k = 32 * 9;
   std::mt19937 rng(5);
   std::vector<float> x = random_x(1, k, k, rng);
   // Block 1: halfway cases (amax 127 makes d = 1, so x / d is x); block 2: all zero;
-  // block 3: tiny values; block 4: one huge value.
+  // block 3: tiny values; block 4: one huge value; blocks 6 and 7: NaNs in each half of the
+  // block (skipped by the scale, code -128, as in the reference, wherever the SIMD reduction
+  // meets them); block 8: infinities.
   for (int t = 0; t < 32; ++t) x[32 + t] = static_cast<float>(t - 16) + 0.5f;
   x[32 + 31] = 127.0f;
   for (int t = 0; t < 32; ++t) x[64 + t] = 0.0f;
   for (int t = 0; t < 32; ++t) x[96 + t] *= 1e-30f;
   x[128 + 7] = 3e30f;
+  x[192 + 0] = x[192 + 15] = std::nanf("");
+  x[224 + 16] = x[224 + 31] = std::nanf("");
+  x[256 + 3] = INFINITY;
+  x[256 + 30] = -INFINITY;
   std::vector<Q8ActBlock> ref(k / 32);
   quantize_row_q8_act(x.data(), k, ref.data());
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {

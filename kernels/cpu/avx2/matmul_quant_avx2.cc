@@ -163,9 +163,10 @@ void quantize_q8_act_avx2(const float* x, int64_t k, Q8ActBlock* out) {
   for (int64_t b = 0; b < k / kQ8ActBlockSize; ++b, x += kQ8ActBlockSize) {
     __m256 v[4];
     for (int s = 0; s < 4; ++s) v[s] = _mm256_loadu_ps(x + 8 * s);
-    __m256 m =
-        _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
-                      _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    // maxps returns its second operand when either is NaN: with the running maximum second (it
+    // starts at 0, never NaN) a NaN element is skipped, as std::fmax skips it in the reference.
+    __m256 m = _mm256_setzero_ps();
+    for (int s = 0; s < 4; ++s) m = _mm256_max_ps(_mm256_and_ps(v[s], abs_mask), m);
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));

@@ -325,8 +325,10 @@ void quantize_q8_act_avx512(const float* x, int64_t k, Q8ActBlock* out, int64_t 
   for (int64_t b = 0; b < k / kQ8ActBlockSize; ++b, x += kQ8ActBlockSize) {
     const __m512 v0 = _mm512_loadu_ps(x);
     const __m512 v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(
-        _mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+    // maxps returns its second operand when either is NaN: with the running maximum second (it
+    // starts at 0, never NaN) a NaN element is skipped, as std::fmax skips it in the reference.
+    const __m512 m0 = _mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_setzero_ps());
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v1, abs_mask), m0));
     const float d = amax / 127;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
