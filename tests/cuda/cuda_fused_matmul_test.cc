@@ -23,18 +23,13 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_probe.h"
+#include "core/half.h"
 #include "core/tensor.h"
 #include "quant/quant.h"
 #include "cuda_test_support.h"
 
 namespace llmos {
 namespace {
-
-uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
 
 struct OutSpec {
   DType dtype;
@@ -201,7 +196,7 @@ void run_case(Backend& gpu, Backend& ref, const Case& c, int64_t m, std::mt19937
   const float* hu = unfused.h.data_as<float>();
   const float* hr = want.h.data_as<float>();
   for (int64_t e = 0; e < m * k; ++e) {
-    ASSERT_EQ(bits(hf[e]), bits(hu[e])) << what << ": h[" << e << "] fused " << hf[e] << " vs unfused " << hu[e];
+    ASSERT_EQ(f32_to_bits(hf[e]), f32_to_bits(hu[e])) << what << ": h[" << e << "] fused " << hf[e] << " vs unfused " << hu[e];
     ASSERT_LE(std::fabs(hf[e] - hr[e]), 1e-5 * std::fabs(hr[e]) + 1e-30) << what << ": h[" << e << "] vs reference";
   }
   // Which outputs the epilogue leaves defined: SwiGLU's up and AddTo's y are scratch.

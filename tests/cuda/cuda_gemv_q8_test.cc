@@ -31,32 +31,17 @@
 #include "kernels/cuda/gemv_q8_cuda.h"
 #include "kernels/matmul_q8.h"
 #include "cuda_test_support.h"
+#include "support/blockwise_activations.h"
 
 namespace llmos::kernels::cuda {
 namespace {
 
 using cuda_test::DeviceBuffer;
 
-uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-
 // Rows of activations, x_stride floats apart, blocks of magnitudes 1e-6 .. 1e6; the padding
 // between rows holds NaN, which must never be read.
 std::vector<float> random_x(int64_t m, int64_t k, int64_t x_stride, std::mt19937& rng) {
-  std::vector<float> x(static_cast<size_t>(m * x_stride), std::numeric_limits<float>::quiet_NaN());
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> exponent(-6, 6);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t b = 0; b < k / 32; ++b) {
-      const float scale = std::pow(10.0f, static_cast<float>(exponent(rng)));
-      for (int t = 0; t < 32; ++t)
-        x[static_cast<size_t>(i * x_stride + b * 32 + t)] = normal(rng) * scale;
-    }
-  }
-  return x;
+  return test::blockwise_activations(m, k, x_stride, 32, -6, 6, 1.0f, rng);
 }
 
 // n GGUF rows row_bytes apart: random code bytes (every nibble, every int8) under random signed
@@ -119,7 +104,7 @@ TEST(CudaGemvQ8, QuantizedActivationsMatchTheCpuQuantizerBitForBit) {
       for (size_t b = 0; b < got.size(); ++b) {
         const std::string what =
             "m=" + std::to_string(m) + " k=" + std::to_string(k) + " block " + std::to_string(b);
-        ASSERT_EQ(bits(got[b].d), bits(want[b].d)) << what;
+        ASSERT_EQ(f32_to_bits(got[b].d), f32_to_bits(want[b].d)) << what;
         ASSERT_EQ(got[b].sum, want[b].sum) << what;
         for (int t = 0; t < 32; ++t) {
           ASSERT_EQ(static_cast<int8_t>(static_cast<uint32_t>(got[b].qs[t / 4]) >> (8 * (t % 4))),
@@ -192,7 +177,7 @@ TEST(CudaGemvQ8, GemvMatchesTheQ8ReferenceUpToSummationOrder) {
             for (int64_t j = 0; j < y_stride; ++j) {
               const size_t e = static_cast<size_t>(i * y_stride + j);
               if (j >= n) {
-                ASSERT_EQ(bits(got[e]), bits(kSentinel))
+                ASSERT_EQ(f32_to_bits(got[e]), f32_to_bits(kSentinel))
                     << what << " wrote padding at (" << i << ", " << j << ")";
                 continue;
               }

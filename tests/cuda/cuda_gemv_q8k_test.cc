@@ -33,32 +33,17 @@
 #include "kernels/cuda/gemv_q8k_cuda.h"
 #include "kernels/matmul_q8k.h"
 #include "cuda_test_support.h"
+#include "support/blockwise_activations.h"
 
 namespace llmos::kernels::cuda {
 namespace {
 
 using cuda_test::DeviceBuffer;
 
-uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-
 // m rows x_stride floats apart, 256-blocks of magnitudes 1e-6 .. 1e6; the padding between rows
 // holds NaN, which must never be read.
 std::vector<float> random_x(int64_t m, int64_t k, int64_t x_stride, std::mt19937& rng) {
-  std::vector<float> x(static_cast<size_t>(m * x_stride), std::numeric_limits<float>::quiet_NaN());
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> exponent(-6, 6);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t b = 0; b < k / kQ8KBlock; ++b) {
-      const float scale = std::pow(10.0f, static_cast<float>(exponent(rng)));
-      for (int t = 0; t < kQ8KBlock; ++t)
-        x[static_cast<size_t>(i * x_stride + b * kQ8KBlock + t)] = normal(rng) * scale;
-    }
-  }
-  return x;
+  return test::blockwise_activations(m, k, x_stride, kQ8KBlock, -6, 6, 1.0f, rng);
 }
 
 // n GGUF rows row_bytes apart: random code and scale bytes under random positive f16 d / dmin
@@ -150,7 +135,7 @@ TEST(CudaGemvQ8K, QuantizedActivationsMatchTheCpuQuantizerBitForBit) {
       ASSERT_EQ(got.size(), want.size());
       for (size_t b = 0; b < got.size(); ++b) {
         const std::string what = "m=" + std::to_string(m) + " k=" + std::to_string(k) + " block " + std::to_string(b);
-        ASSERT_EQ(bits(got[b].d), bits(want[b].d)) << what;
+        ASSERT_EQ(f32_to_bits(got[b].d), f32_to_bits(want[b].d)) << what;
         for (int g = 0; g < 16; ++g) ASSERT_EQ(got[b].bsums[g], want[b].bsums[g]) << what << " bsum " << g;
         for (int t = 0; t < kQ8KBlock; ++t) {
           ASSERT_EQ(static_cast<int8_t>(static_cast<uint32_t>(got[b].qs[t / 4]) >> (8 * (t % 4))), want[b].qs[t])
@@ -215,7 +200,7 @@ TEST(CudaGemvQ8K, GemvMatchesTheQ8KReferenceUpToSummationOrder) {
             for (int64_t j = 0; j < y_stride; ++j) {
               const float got = y[static_cast<size_t>(i * y_stride + j)];
               if (j >= n) {
-                ASSERT_EQ(bits(got), bits(sentinel)) << what << ": padding written at " << i << "," << j;
+                ASSERT_EQ(f32_to_bits(got), f32_to_bits(sentinel)) << what << ": padding written at " << i << "," << j;
                 continue;
               }
               const double mag = magnitude_of(dt, w.data() + j * row_bytes, hact.data() + i * nb, nb) +

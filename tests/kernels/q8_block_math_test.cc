@@ -21,34 +21,22 @@
 #include "kernels/cuda/q8_block_math.cuh"
 #include "kernels/matmul_q8.h"
 #include "quant/block_formats.h"
+#include "support/blockwise_activations.h"
 
 namespace llmos::kernels::cuda {
 namespace {
-
-uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
 
 int8_t code_of(const Q8ActBlockCuda& a, int t) {
   return static_cast<int8_t>(static_cast<uint32_t>(a.qs[t / 4]) >> (8 * (t % 4)));
 }
 
-// Activation rows with blocks of very different magnitudes (scales from 1e-30 to 1e30).
+// Rows of activations whose blocks range over magnitudes 1e-10 .. 1e10.
 std::vector<float> random_activations(int64_t rows, int64_t k, std::mt19937& rng) {
-  std::vector<float> x(static_cast<size_t>(rows * k));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> exponent(-30, 30);
-  for (size_t b = 0; b < x.size() / kQ8Block; ++b) {
-    const float scale = std::pow(10.0f, static_cast<float>(exponent(rng)) / 3.0f);
-    for (int t = 0; t < kQ8Block; ++t) x[b * kQ8Block + t] = normal(rng) * scale;
-  }
-  return x;
+  return test::blockwise_activations(rows, k, k, kQ8Block, -30, 30, 3.0f, rng);
 }
 
 void expect_same_block(const Q8ActBlockCuda& got, const Q8ActBlock& want, const std::string& what) {
-  ASSERT_EQ(bits(got.d), bits(want.d)) << what << ": d " << got.d << " vs " << want.d;
+  ASSERT_EQ(f32_to_bits(got.d), f32_to_bits(want.d)) << what << ": d " << got.d << " vs " << want.d;
   ASSERT_EQ(got.sum, want.sum) << what;
   for (int t = 0; t < kQ8Block; ++t)
     ASSERT_EQ(code_of(got, t), want.qs[t]) << what << " code " << t;
@@ -143,7 +131,7 @@ TEST(Q8BlockMath, WeightCodeWordsFollowTheGgufLayout) {
       int32_t w[kQ8Words];
       const auto b4 = quant::load_block<quant::BlockQ4_0>(q4.data() + offset, b);
       const float d4 = load_weight_block<DType::kQ4_0>(q4.data() + offset, b, w);
-      ASSERT_EQ(bits(d4), bits(f16_to_f32(b4.d))) << what;
+      ASSERT_EQ(f32_to_bits(d4), f32_to_bits(f16_to_f32(b4.d))) << what;
       for (int t = 0; t < 32; ++t) {
         const int want = t < 16 ? (b4.qs[t] & 0x0F) : (b4.qs[t - 16] >> 4);
         const int got = static_cast<int8_t>(static_cast<uint32_t>(w[t / 4]) >> (8 * (t % 4)));
@@ -151,7 +139,7 @@ TEST(Q8BlockMath, WeightCodeWordsFollowTheGgufLayout) {
       }
       const auto b8 = quant::load_block<quant::BlockQ8_0>(q8.data() + offset, b);
       const float d8 = load_weight_block<DType::kQ8_0>(q8.data() + offset, b, w);
-      ASSERT_EQ(bits(d8), bits(f16_to_f32(b8.d))) << what;
+      ASSERT_EQ(f32_to_bits(d8), f32_to_bits(f16_to_f32(b8.d))) << what;
       for (int t = 0; t < 32; ++t) {
         const int got = static_cast<int8_t>(static_cast<uint32_t>(w[t / 4]) >> (8 * (t % 4)));
         ASSERT_EQ(got, b8.qs[t]) << what << " q8_0 element " << t;
@@ -228,7 +216,7 @@ TEST(Q8BlockMath, WholeRowsMatchTheQ8ReferenceBitForBit) {
             std::vector<float> got(static_cast<size_t>(m * n), -2.0f);
             block_math_matmul(dt, w, row_bytes, act, p.bias, m, n, k, got);
             for (size_t e = 0; e < got.size(); ++e) {
-              ASSERT_EQ(bits(got[e]), bits(want[e])) << what << " bias=" << with_bias << " at " << e
+              ASSERT_EQ(f32_to_bits(got[e]), f32_to_bits(want[e])) << what << " bias=" << with_bias << " at " << e
                                                      << ": " << got[e] << " vs " << want[e];
             }
           }

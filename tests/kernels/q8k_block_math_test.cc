@@ -21,35 +21,23 @@
 #include "kernels/cuda/q8k_block_math.cuh"
 #include "kernels/matmul_q8k.h"
 #include "quant/block_formats.h"
+#include "support/blockwise_activations.h"
 #include "quant/k_quant_search.h"
 
 namespace llmos::kernels::cuda {
 namespace {
 
-uint32_t bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-
 int8_t code_of(const Q8KActBlockCuda& a, int t) {
   return static_cast<int8_t>(static_cast<uint32_t>(a.qs[t / 4]) >> (8 * (t % 4)));
 }
 
-// Rows of activations whose 256-blocks have very different magnitudes.
+// Rows of activations whose blocks range over magnitudes 1e-8 .. 1e8.
 std::vector<float> random_activations(int64_t rows, int64_t k, std::mt19937& rng) {
-  std::vector<float> x(static_cast<size_t>(rows * k));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> exponent(-24, 24);
-  for (size_t b = 0; b < x.size() / kQ8KBlock; ++b) {
-    const float scale = std::pow(10.0f, static_cast<float>(exponent(rng)) / 3.0f);
-    for (int t = 0; t < kQ8KBlock; ++t) x[b * kQ8KBlock + t] = normal(rng) * scale;
-  }
-  return x;
+  return test::blockwise_activations(rows, k, k, kQ8KBlock, -24, 24, 3.0f, rng);
 }
 
 void expect_same_block(const Q8KActBlockCuda& got, const Q8KBlock& want, const std::string& what) {
-  ASSERT_EQ(bits(got.d), bits(want.d)) << what << ": d " << got.d << " vs " << want.d;
+  ASSERT_EQ(f32_to_bits(got.d), f32_to_bits(want.d)) << what << ": d " << got.d << " vs " << want.d;
   for (int t = 0; t < kQ8KBlock; ++t) ASSERT_EQ(code_of(got, t), want.qs[t]) << what << " code " << t;
   for (int g = 0; g < kQ8KBlock / 16; ++g) ASSERT_EQ(got.bsums[g], want.bsums[g]) << what << " bsum " << g;
 }
@@ -268,7 +256,7 @@ void check_rows() {
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
           const float got = row_dot<DT>(w.data() + j * row_bytes, dact.data() + i * nb, nb) + bias[static_cast<size_t>(j)];
-          ASSERT_EQ(bits(got), bits(want[static_cast<size_t>(i * n + j)]))
+          ASSERT_EQ(f32_to_bits(got), f32_to_bits(want[static_cast<size_t>(i * n + j)]))
               << dtype_name(DT) << " k " << k << " m " << m << " row " << i << " col " << j << ": " << got
               << " vs " << want[static_cast<size_t>(i * n + j)];
         }
